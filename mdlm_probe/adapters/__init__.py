@@ -1,0 +1,161 @@
+"""The model interface every sampler, intervention and objective uses, and the adapter registry.
+
+An adapter turns a checkpoint into a `MaskedDiffusionModel`: token ids (B, L) and an optional
+attention mask in, logits (B, L, V) out, with logits[:, i] predicting token i. Adding a model family is
+one class decorated with `@register("name")` that implements `load` (and `forward` when the family's
+call differs). `load_model` picks the adapter from the checkpoint (sidecar, then config) unless told.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..checkpoints import read_sidecar, resolve
+from ..errors import BadInput
+
+ADAPTERS: dict[str, type["MaskedDiffusionModel"]] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+    def deco(cls: type) -> type:
+        cls.adapter_name = name
+        ADAPTERS[name] = cls
+        return cls
+    return deco
+
+
+@dataclass(eq=False)
+class MaskedDiffusionModel:
+    """A loaded mask predictor. `module` is the torch module (for training); `tokenizer` a HF tokenizer."""
+
+    module: torch.nn.Module
+    tokenizer: Any
+    mask_id: int
+    eos_id: int | None
+    slack_id: int | None = None
+    eot_id: int | None = None  # LLaDA's end-of-turn; None elsewhere
+    pad_id: int | None = None
+    name: str = ""
+    path: Path | str | None = None
+    sidecar: dict[str, Any] | None = None
+    max_length: int = 4096
+    extra: dict[str, Any] = field(default_factory=dict)
+    adapter_name = "base"
+
+    # ---- the interface ------------------------------------------------------------------------
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (B, L) -> logits (B, L, V), logits[:, i] predicting token i."""
+        return self.module(input_ids=ids, attention_mask=attention_mask).logits
+
+    __call__ = forward
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.module.parameters()).dtype
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.module.get_output_embeddings().weight.shape[0])
+
+    @property
+    def stop_ids(self) -> list[int]:
+        """Ids that end a response (EOS and, for LLaDA, EoT)."""
+        return [i for i in (self.eos_id, self.eot_id) if i is not None]
+
+    def special_drop_ids(self) -> list[int]:
+        """Ids removed from text after collapse: padding and any mask left over."""
+        return [i for i in (self.pad_id, self.mask_id) if i is not None]
+
+    def to(self, device=None, dtype=None) -> "MaskedDiffusionModel":
+        self.module.to(device=device, dtype=dtype)
+        return self
+
+    # ---- loading ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path | str, sidecar: dict | None, **kw) -> "MaskedDiffusionModel":
+        raise NotImplementedError
+
+    @classmethod
+    def detect(cls, config: dict, sidecar: dict | None) -> bool:
+        """Whether this adapter recognises the checkpoint (used when --adapter is not given)."""
+        return False
+
+
+def _read_config(path: Path | str) -> dict:
+    if isinstance(path, Path):
+        import json
+        try:
+            return json.loads((path / "config.json").read_text())
+        except (OSError, ValueError) as e:
+            raise BadInput(f"corrupt checkpoint {path}: config.json unreadable ({e})") from None
+    from transformers import AutoConfig  # Hub name: needs network
+    try:
+        return AutoConfig.from_pretrained(path, trust_remote_code=True).to_dict()
+    except Exception as e:  # noqa: BLE001 - any Hub failure is the user's input
+        raise BadInput(f"cannot load checkpoint {path!r}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
+def detect_adapter(path: Path | str, sidecar: dict | None) -> str:
+    if sidecar and sidecar.get("adapter"):
+        return sidecar["adapter"]
+    config = _read_config(path)
+    for name in ("llada", "dream", "mdlm", "local", "masked-lm"):  # most specific first
+        cls = ADAPTERS.get(name)
+        if cls is not None and cls.detect(config, sidecar):
+            return name
+    raise BadInput(f"cannot tell which adapter fits {path}; pass --adapter ({', '.join(sorted(ADAPTERS))})")
+
+
+def _quiet_transformers() -> None:
+    """No per-load progress bars or advice on stderr: bad input must stay one line."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def load_model(ckpt: str | Path, adapter: str | None = None, device: str | None = None,
+               dtype: str | torch.dtype | None = None) -> MaskedDiffusionModel:
+    """Load any supported checkpoint by shipped name, folder or Hub name."""
+    _quiet_transformers()
+    from . import local  # noqa: F401  (registers the built-in adapters)
+    try:
+        from . import remote  # noqa: F401
+    except ImportError:
+        pass
+    path = resolve(ckpt)
+    sidecar = read_sidecar(path)
+    name = adapter or detect_adapter(path, sidecar)
+    if name not in ADAPTERS:
+        raise BadInput(f"unknown adapter {name!r}; expected one of {', '.join(sorted(ADAPTERS))}")
+    if isinstance(dtype, str):
+        dtype = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+                 "float16": torch.float16, "fp16": torch.float16, "float64": torch.float64}.get(dtype) or dtype
+        if isinstance(dtype, str):
+            raise BadInput(f"unknown dtype {dtype!r}")
+    try:
+        m = ADAPTERS[name].load(path, sidecar, device=device, dtype=dtype)
+    except BadInput:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BadInput(f"cannot load checkpoint {ckpt} with adapter {name!r}: {first}") from None
+    m.name = (sidecar or {}).get("name") or (path.name if isinstance(path, Path) else str(path))
+    m.path, m.sidecar = path, sidecar
+    if m.mask_id is None:
+        raise BadInput(f"checkpoint {ckpt} has no mask token; a masked diffusion LM needs one")
+    if not 0 <= m.mask_id < m.vocab_size:
+        raise BadInput(f"mask id {m.mask_id} is outside the vocabulary (size {m.vocab_size}) of {ckpt}")
+    m.module.eval()
+    return m

@@ -1,0 +1,119 @@
+"""The sample record (CONVENTIONS.md) and its JSONL file: appended and flushed one line at a time.
+
+A killed run leaves at most one partial last line; `read_records` skips it (with a count) and a rerun
+skips ids already present, so nothing is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .collapse import collapse_all
+
+RECORD_KEYS = (
+    "id", "benchmark", "ckpt", "prompt", "prompt_ids", "reference", "reference_answer", "output_ids", "raw_text",
+    "text_surface", "text_ctc", "text", "extracted", "correct", "verdict", "scores", "trajectory", "nfe",
+    "seconds", "sampler", "intervention",
+)
+VERDICTS = ("correct", "wrong", "no_answer", "passed", "failed", "error", "timeout", "memory")
+
+
+def decode_output(model, output_ids: list[int], collapse: str | None) -> dict[str, Any]:
+    """output ids -> raw text and both collapse maps; `text` is the scored one (given, else the checkpoint's)."""
+    tok = model.tokenizer
+    maps = collapse_all(output_ids, tok, model.slack_id, model.stop_ids, model.special_drop_ids())
+    how = collapse or default_collapse(model)
+    return {
+        "output_ids": [int(t) for t in output_ids],
+        "raw_text": tok.decode(output_ids, skip_special_tokens=False),
+        "text_surface": maps["surface"],
+        "text_ctc": maps["ctc"],
+        "text": maps[how],
+        "collapse": how,
+    }
+
+
+def default_collapse(model) -> str:
+    side = getattr(model, "sidecar", None) or {}
+    return side.get("collapse") or "surface"
+
+
+def make_record(**fields: Any) -> dict[str, Any]:
+    """A full record: the conventions' keys in their order (missing ones None), extras kept after them."""
+    rec = {k: fields.get(k) for k in RECORD_KEYS}
+    rec.update({k: v for k, v in fields.items() if k not in rec})
+    return rec
+
+
+class RecordWriter:
+    """Append-and-flush JSONL writer: each record is on disk (fsync'd) before the next one is made."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _truncate_partial_tail(self.path)
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def write(self, rec: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "RecordWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _truncate_partial_tail(path: Path) -> None:
+    """Drop a half-written last line left by a killed run, so the next append starts on a fresh line."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    with open(path, "r+b") as fh:
+        fh.truncate(cut)
+
+
+def read_records(path: Path | str, warn: bool = True) -> tuple[list[dict[str, Any]], int]:
+    """All parseable records of a JSONL file, and how many lines were skipped as malformed."""
+    recs, bad = [], 0
+    path = Path(path)
+    if not path.is_file():
+        return [], 0
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1
+                continue
+            if not isinstance(rec, dict) or "id" not in rec:
+                bad += 1
+                continue
+            recs.append(rec)
+    return recs, bad
+
+
+def iter_done_ids(path: Path | str) -> set[str]:
+    return {r["id"] for r in read_records(path)[0]}
+
+
+def dedupe(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """First record per id (a resumed run never writes duplicates, but merged shards might)."""
+    seen = set()
+    for r in records:
+        if r["id"] not in seen:
+            seen.add(r["id"])
+            yield r

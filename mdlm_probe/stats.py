@@ -1,0 +1,46 @@
+"""Statistics shared by eval, shift, compare and report: Wilson intervals, paired bootstrap, McNemar."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+Z95 = 1.959963984540054
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score 95% interval for k successes out of n."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                     ) -> tuple[float, float, float]:
+    """Mean of (b - a) over paired samples with a percentile 95% bootstrap interval."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) != len(b):
+        raise ValueError("paired samples differ in length")
+    if len(a) == 0:
+        return (float("nan"),) * 3
+    d = b - a
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(d), size=(n_boot, len(d)))
+    means = d[idx].mean(1)
+    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def mcnemar_exact(b01: int, b10: int) -> float:
+    """Exact two-sided McNemar p-value from the discordant counts (binomial test with p = 1/2)."""
+    n = b01 + b10
+    if n == 0:
+        return 1.0
+    k = min(b01, b10)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
