@@ -52,6 +52,10 @@ class Benchmark:
     def score(self, text: str, sample: Sample) -> dict[str, Any]:
         raise NotImplementedError
 
+    def score_many(self, texts: list[str], samples: list[Sample]) -> list[dict[str, Any]]:
+        """Score a batch (code benchmarks override this to run their sandboxes in parallel)."""
+        return [self.score(t, s) for t, s in zip(texts, samples)]
+
     def data_source(self) -> str:
         """Where samples come from (goes into the run config)."""
         return str(self.data_file) if self.data_file else f"builtin:{self.name}"
