@@ -137,14 +137,22 @@ def train(
     eval_n: int = typer.Option(1000, "--eval-n", help="Held-out problems scored at the end (0 = skip)."),
     save_every: int = typer.Option(250, "--save-every", help="Steps between resumable checkpoints."),
     name: Optional[str] = typer.Option(None, "--name", help="Checkpoint name for the sidecar (default: the --out folder name)."),
+    n_layer: int = typer.Option(4, "--n-layer", help="Layers of a fresh tiny model (--init tiny)."),
+    n_embd: int = typer.Option(128, "--n-embd", help="Width of a fresh tiny model (--init tiny)."),
+    mlp_mult: int = typer.Option(4, "--mlp-mult", help="MLP width multiple of a fresh tiny model (--init tiny)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (1 avoids stalls when other work shares the cores)."),
     out: Path = typer.Option(..., "--out", help="Output folder: becomes a checkpoint folder usable with --ckpt."),
 ):
     """Train with CE or CTC+CE; resumes from the last save after a kill."""
+    import torch
+
     from .train import TrainConfig, train as run_train
 
+    if threads:
+        torch.set_num_threads(threads)
     cfg = TrainConfig(init=init, data=data, objective=objective, collapse=collapse, ctc_weight=ctc_weight, steps=steps,
                       batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, device=device, eval_n=eval_n,
-                      save_every=save_every, name=name)
+                      save_every=save_every, name=name, n_layer=n_layer, n_embd=n_embd, mlp_mult=mlp_mult)
     side = run_train(cfg, out, progress=sys.stderr.isatty())
     held = side.get("heldout") or {}
     console.print(f"[bold]saved[/] {out}  held-out accuracy: {held.get('accuracy', 'not measured')}")

@@ -67,22 +67,62 @@ def surface_ctc_nll(log_probs: torch.Tensor, targets: torch.Tensor, target_lengt
     """-log p(target | log_probs) under the surface collapse (only `<slack>` is deleted, no merging).
 
     An alignment places the U target tokens at strictly increasing positions, every other position
-    being `<slack>`. Forward algorithm in log space, vectorised over batch and target positions:
-      alpha[t+1, j] = logaddexp(alpha[t, j] + lp[t, slack], alpha[t, j-1] + lp[t, y_j]).
-    log_probs (B, T, V); targets (B, U) padded; target_lengths (B,). Returns (B,).
+    being `<slack>`. log_probs (B, T, V); targets (B, U) padded; target_lengths (B,). Returns (B,).
+    The forward-backward pass below gives the gradient in closed form, much cheaper than autograd
+    through T sequential steps.
     """
-    B, T, _ = log_probs.shape
-    U = targets.shape[1]
-    emit = log_probs.gather(2, targets[:, None, :].expand(B, T, U))  # (B, T, U)
-    blank = log_probs[:, :, slack_id]  # (B, T)
-    neg_inf = torch.finfo(log_probs.dtype).min
-    alpha = torch.full((B, U + 1), neg_inf, dtype=log_probs.dtype, device=log_probs.device)
-    alpha = torch.cat([torch.zeros_like(alpha[:, :1]), alpha[:, 1:]], 1)  # (B, U+1): nothing emitted yet
-    for step in range(T):
-        stay = alpha + blank[:, step, None]  # emit <slack>
-        move = alpha[:, :-1] + emit[:, step]  # emit the next target token
-        alpha = torch.cat([stay[:, :1], torch.logaddexp(stay[:, 1:], move)], 1)
-    return -alpha.gather(1, target_lengths[:, None]).squeeze(1)
+    return _SurfaceCTC.apply(log_probs, targets, target_lengths, slack_id)
+
+
+class _SurfaceCTC(torch.autograd.Function):
+    """Forward algorithm in log space, vectorised over batch and target positions, a loop over time:
+         alpha[t+1, j] = logaddexp(alpha[t, j] + lp[t, slack], alpha[t, j-1] + lp[t, y_j]),
+    and the backward (beta) recursion for the posteriors: d(-log Z)/d lp[t, v] = -P(v at t | target)."""
+
+    @staticmethod
+    def forward(ctx, log_probs, targets, target_lengths, slack_id):
+        B, T, _ = log_probs.shape
+        U = targets.shape[1]
+        lp = log_probs.detach()
+        emit = lp.gather(2, targets[:, None, :].expand(B, T, U))  # (B, T, U)
+        blank = lp[:, :, slack_id]  # (B, T)
+        neg = torch.finfo(lp.dtype).min
+        alphas = lp.new_full((T + 1, B, U + 1), neg)  # alphas[t]: t positions read, j tokens emitted
+        alphas[0, :, 0] = 0.0
+        for t in range(T):
+            a = alphas[t]
+            alphas[t + 1, :, 0] = a[:, 0] + blank[:, t]
+            alphas[t + 1, :, 1:] = torch.logaddexp(a[:, 1:] + blank[:, t, None], a[:, :-1] + emit[:, t])
+        log_z = alphas[T].gather(1, target_lengths[:, None]).squeeze(1)  # (B,)
+        ctx.save_for_backward(alphas, emit, blank, targets, target_lengths, log_z)
+        ctx.slack_id, ctx.vocab = slack_id, log_probs.shape[2]
+        return -log_z
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        alphas, emit, blank, targets, lengths, log_z = ctx.saved_tensors
+        T1, B, U1 = alphas.shape
+        T, U = T1 - 1, U1 - 1
+        neg = torch.finfo(alphas.dtype).min
+        beta = alphas.new_full((B, U + 1), neg)
+        beta.scatter_(1, lengths[:, None], 0.0)  # all target tokens emitted at the end
+        post_blank = alphas.new_zeros((B, T))
+        post_emit = alphas.new_zeros((B, T, U))
+        ok = torch.isfinite(log_z) & (log_z > neg / 2)  # impossible alignments get no gradient
+        lz = torch.where(ok, log_z, torch.zeros_like(log_z))[:, None]
+        for t in range(T - 1, -1, -1):
+            a = alphas[t]  # (B, U+1)
+            stay = a + blank[:, t, None] + beta  # slack at t, j unchanged
+            move = a[:, :-1] + emit[:, t] + beta[:, 1:]  # token j+1 emitted at t
+            post_blank[:, t] = (stay - lz).exp().sum(1)
+            post_emit[:, t] = (move - lz).exp()
+            beta = torch.cat([torch.logaddexp(blank[:, t, None] + beta[:, :-1], emit[:, t] + beta[:, 1:]),
+                              blank[:, t, None] + beta[:, -1:]], 1)
+        grad = alphas.new_zeros((B, T, ctx.vocab))
+        grad[:, :, ctx.slack_id] -= post_blank
+        grad.scatter_add_(2, targets[:, None, :].expand(B, T, U), -post_emit)
+        grad = grad * (grad_out * ok)[:, None, None]
+        return grad, None, None, None
 
 
 def ctc_loss(logits: torch.Tensor, response_slice: slice, targets: torch.Tensor, target_lengths: torch.Tensor,

@@ -42,6 +42,10 @@ class TrainConfig:
     save_every: int = 250
     eval_n: int = synthetic.HELDOUT_SIZE  # held-out problems scored at the end (0 = skip)
     name: str | None = None  # the checkpoint's name in its sidecar (default: the out folder's name)
+    # size of a fresh tiny model (init=tiny only)
+    n_layer: int = 4
+    n_embd: int = 128
+    mlp_mult: int = 4
     # sampler the held-out accuracy is measured with (recorded in the sidecar as its default)
     gen_length: int = synthetic.RESPONSE_LENGTH
     sampler_steps: int = synthetic.RESPONSE_LENGTH
@@ -134,11 +138,12 @@ def init_model(cfg: TrainConfig):
 
     if cfg.init == "tiny":
         from .adapters.local import LocalModel
-        from .tiny_model import build_tiny_model
+        from .tiny_model import TinyConfig, build_tiny_model
         from .tokenizer import SLACK, build_char_tokenizer
 
         tok = build_char_tokenizer()
-        module = build_tiny_model(len(tok), tok.pad_token_id, tok.eos_token_id, seed=cfg.seed)
+        size = TinyConfig(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=4, mlp_mult=cfg.mlp_mult)
+        module = build_tiny_model(len(tok), tok.pad_token_id, tok.eos_token_id, size, seed=cfg.seed)
         return LocalModel(module=module, tokenizer=tok, mask_id=tok.mask_token_id, eos_id=tok.eos_token_id,
                           slack_id=tok.convert_tokens_to_ids(SLACK), pad_id=tok.pad_token_id, max_length=512,
                           name="tiny", sidecar={})
@@ -182,6 +187,9 @@ def _atomic_save(obj: Any, path: Path) -> None:
 # ----------------------------------------------------------------------------------------- the loop
 def train(cfg: TrainConfig, out: Path | str, progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
     """Train and write the checkpoint to `out`. Returns the sidecar. `stop_after` ends early (tests)."""
+    from .adapters import _quiet_transformers
+
+    _quiet_transformers()
     cfg.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
