@@ -190,35 +190,59 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
     step = 0
     rows = torch.arange(B, device=dev)
 
-    def forward(x_in):
-        nonlocal nfe, tokens_forwarded
+    use_cache = cfg.cache == "prefix"
+    if use_cache and not getattr(model, "supports_cache", False):
+        raise BadInput(f"--cache prefix needs an adapter with KV cache support; "
+                       f"{getattr(model, 'adapter_name', type(model).__name__)!r} has none (use --cache none)")
+    kv = None  # prefix cache: (per-layer keys/values, prefix length, prefix tokens it was built from, logits)
+
+    def forward(x_in, start):
+        """One forward pass -> logits (B, L, V). With the prefix cache, positions < `start` (the current
+        block's first position) come from a cache built by the block's first, full forward (Fast-dLLM)."""
+        nonlocal nfe, tokens_forwarded, kv
+        xx, am = x_in, attention_mask
         if cfg.cfg_scale > 0:
             un_x = x_in.clone()
             un_x[prompt_index] = mask_id
+            xx = torch.cat([x_in, un_x], 0)  # (2B, L): conditional and unconditional copies
             am = None if attention_mask is None else torch.cat([attention_mask, attention_mask], 0)
-            both = model(torch.cat([x_in, un_x], 0), attention_mask=am)
-            cond, un = torch.chunk(both, 2, dim=0)
-            logits = un + (cfg.cfg_scale + 1) * (cond - un)
+        if not use_cache:
+            both = model(xx, attention_mask=am)
+            tokens_forwarded += xx.numel()
+        elif kv is None or kv[1] != start or not torch.equal(kv[2], xx[:, :start]):
+            # A new block, or a hook changed the prefix: full forward, refresh the cache.
+            both, cache = model.forward_prefix(xx, am, start)
+            kv = (cache, start, xx[:, :start].clone(), both)
+            tokens_forwarded += xx.numel()
         else:
-            logits = model(x_in, attention_mask=attention_mask)
+            part = model.forward_cached(xx, am, kv[0], start)  # (B', L - start, V)
+            both = kv[3].clone()  # prefix rows keep the block-start logits (committed there, never chosen)
+            both[:, start:] = part
+            tokens_forwarded += xx[:, start:].numel()
         nfe += 1
-        tokens_forwarded += x_in.numel() * (2 if cfg.cfg_scale > 0 else 1)
-        return logits
+        if cfg.cfg_scale > 0:
+            cond, un = torch.chunk(both, 2, dim=0)
+            return un + (cfg.cfg_scale + 1) * (cond - un)
+        return both
 
     for b in range(num_blocks):
         end = P + (b + 1) * bl  # positions >= end belong to later blocks
-        # Masks that compete in this block: everything masked up to the block's end (earlier blocks are
-        # full unless a hook reopened a position there).
-        schedule = num_transfer_tokens((x[:, P:end] == mask_id).sum(1), steps_per_block)
+        # The plan counts this block's masks only (as the reference does); masks left earlier (a [MASK] the
+        # model proposed) still compete, since only positions after the block are excluded.
+        schedule = num_transfer_tokens((x[:, end - bl:end] == mask_id).sum(1), steps_per_block)
         i = 0
         while True:
             open_ = (x[:, P:end] == mask_id).sum(1)  # (B,)
             if int(open_.max()) == 0:
                 break
-            if i >= schedule.shape[1]:  # a hook reopened positions after the plan ran out: one more step each
-                schedule = torch.cat([schedule, open_[:, None]], 1)
+            if cfg.threshold is None and i >= schedule.shape[1]:
+                # The plan is done. As in the reference, a [MASK] the model itself proposed stays (a trained
+                # model never proposes it); masks a hook reopened are covered by the recomputed plan.
+                break
             mask_index = x == mask_id  # (B, L)
-            logits = forward(x)  # (B, L, V)
+            logits = forward(x, P + b * bl)  # (B, L, V)
+            if cfg.threshold is not None:
+                logits[:, :, mask_id] = NEG_INF  # no step plan to end on: never propose [MASK], so blocks finish
             if cfg.logits_eos_inf and eos is not None:
                 logits[:, :, eos] = NEG_INF
             noisy = add_gumbel_noise(logits, cfg.temperature)
@@ -260,7 +284,7 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
                     hook(state)
                 after = (x[:, P:end] == mask_id).sum(1)
                 if not torch.equal(before, after):
-                    # Recompute the rest of this block's plan from the masks now left.
+                    # Recompute the rest of this block's plan from the masks now left (at least one step more).
                     left = max(1, schedule.shape[1] - i - 1)
                     schedule = torch.cat([schedule[:, : i + 1], num_transfer_tokens(after, left)], 1)
             i += 1

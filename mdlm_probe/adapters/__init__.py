@@ -51,7 +51,24 @@ class MaskedDiffusionModel:
         """ids (B, L) -> logits (B, L, V), logits[:, i] predicting token i."""
         return self.module(input_ids=ids, attention_mask=attention_mask).logits
 
-    __call__ = forward
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        # Dispatch through `forward` so a subclass's override (shift, position ids) is what callers get.
+        return self.forward(*args, **kwargs)
+
+    # ---- optional: a prefix KV cache (the sampler's `cache="prefix"`) ---------------------------
+    supports_cache = False  # adapters that implement the two methods below set this True
+
+    def forward_prefix(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, prefix_len: int):
+        """Full forward -> (logits (B, L, V), cache of positions [0, prefix_len)). The cache is opaque."""
+        raise BadInput(f"adapter {self.adapter_name!r} has no KV cache support; use --cache none")
+
+    def forward_cached(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, cache: Any,
+                       prefix_len: int) -> torch.Tensor:
+        """Positions [prefix_len, L) of ids (B, L), reusing `cache` (left unchanged) -> logits (B, L - prefix_len, V).
+
+        `attention_mask` (B, L) or None covers the whole canvas, prefix included.
+        """
+        raise BadInput(f"adapter {self.adapter_name!r} has no KV cache support; use --cache none")
 
     @property
     def device(self) -> torch.device:

@@ -36,3 +36,46 @@ class LocalModel(MaskedDiffusionModel):
         if attention_mask is not None:
             pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         return self.module(input_ids=ids, attention_mask=attention_mask, position_ids=pos).logits
+
+    # ---- prefix KV cache (sampler cache="prefix") ----------------------------------------------
+    @property
+    def supports_cache(self) -> bool:
+        """Exact for the built-in Gemma3 layout: bidirectional, every layer full attention over the canvas."""
+        c = self.module.config
+        sliding_ok = all(t == "full_attention" for t in (getattr(c, "layer_types", None) or ["full_attention"]))
+        return bool(getattr(c, "use_bidirectional_attention", False)) and sliding_ok and hasattr(c, "layer_types")
+
+    def _check_cache(self) -> None:
+        if not self.supports_cache:
+            raise BadInput(f"checkpoint {self.name or self.path} ({type(self.module).__name__}) has no bidirectional "
+                           f"KV cache support; use --cache none")
+
+    @staticmethod
+    def _positions(attention_mask, B, L, device):
+        if attention_mask is None:
+            return torch.arange(L, device=device)[None].expand(B, L)
+        return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+    def forward_prefix(self, ids, attention_mask, prefix_len):
+        from transformers import DynamicCache
+
+        self._check_cache()
+        B, L = ids.shape
+        pos = self._positions(attention_mask, B, L, ids.device)
+        out = self.module(input_ids=ids, attention_mask=attention_mask, position_ids=pos,
+                          cache=DynamicCache(config=self.module.config), use_cache=True)
+        # Keep only the prefix's keys/values, per layer: (B, heads, prefix_len, head_dim) each.
+        kv = [(layer.keys[..., :prefix_len, :], layer.values[..., :prefix_len, :]) for layer in out.cache.layers]
+        return out.logits, kv
+
+    def forward_cached(self, ids, attention_mask, cache, prefix_len):
+        from transformers import DynamicCache
+
+        self._check_cache()
+        B, L = ids.shape
+        pos = self._positions(attention_mask, B, L, ids.device)[:, prefix_len:]
+        # A fresh cache object per call (filled with the stored prefix) so the forward's appends never leak.
+        # The 2-D mask spans prefix + suffix; bidirectional attention lets the suffix see all of it.
+        out = self.module(input_ids=ids[:, prefix_len:], attention_mask=attention_mask, position_ids=pos,
+                          cache=DynamicCache(ddp_cache_data=cache), use_cache=True)
+        return out.logits
