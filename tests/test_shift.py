@@ -1,0 +1,232 @@
+"""Shift sweeps: fraction 0 == clean, pairing, same points across checkpoints, metrics, resumption, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+import torch
+
+from mdlm_probe.benchmarks import get_benchmark
+from mdlm_probe.errors import BadInput
+from mdlm_probe.evaluate import build_records
+from mdlm_probe.interventions import Shift
+from mdlm_probe.records import read_records
+from mdlm_probe.sampler import SamplerConfig
+from mdlm_probe.shift import (ShiftGrid, chrf, levenshtein, norm_edit, pair_metrics, run_sweep, shifted_records,
+                              summarize)
+
+CFG = SamplerConfig(gen_length=16, steps=8, block_length=16, batch_size=2)
+SAMPLER_ARGS = ["--gen-length", "16", "--steps", "8", "--block-length", "16", "--batch-size", "2"]
+VOLATILE = {"id", "seconds", "intervention", "hook_info"}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return get_benchmark("synthetic")
+
+
+@pytest.fixture(scope="module")
+def perturbed_ckpt(tmp_path_factory):
+    """A second checkpoint: tiny-random with noise added to its weights (decodes differently)."""
+    from safetensors.torch import load_file, save_file
+
+    from mdlm_probe.checkpoints import SHIPPED_DIR
+
+    d = tmp_path_factory.mktemp("ckpt") / "tiny-random-2"
+    shutil.copytree(SHIPPED_DIR / "tiny-random", d)
+    w = load_file(str(d / "model.safetensors"))
+    g = torch.Generator().manual_seed(1)
+    w = {k: (v + 0.02 * torch.randn(v.shape, generator=g).to(v.dtype)) if v.is_floating_point() else v
+         for k, v in w.items()}
+    save_file(w, str(d / "model.safetensors"))
+    side = json.loads((d / "mdlm_probe.json").read_text())
+    (d / "mdlm_probe.json").write_text(json.dumps({**side, "name": "tiny-random-2"}))
+    return str(d)
+
+
+def strip(rec):
+    return {k: v for k, v in rec.items() if k not in VOLATILE}
+
+
+# ----------------------------------------------------------------------------------------- pairing
+def test_fraction_zero_reproduces_the_clean_records(tiny_random, bench):
+    samples = bench.load()[:3]
+    clean = build_records(tiny_random, bench, samples, CFG, ckpt_name="tiny-random")
+    for mode in ("insert", "delete"):
+        zero = shifted_records(tiny_random, bench, samples, CFG, Shift(mode=mode, fraction=0.0, at=0.5),
+                               ckpt_name="tiny-random")
+        for c, z in zip(clean, zero):
+            assert strip(z) == strip(c)  # field for field: outputs, texts, scores, trajectory, nfe, sampler
+            assert z["id"] == c["id"] + f"@{mode}-p0-at0.5"
+            assert z["intervention"]["fired"] and z["intervention"]["points"] == []
+            assert z["intervention"]["canvas_before"] == z["intervention"]["canvas_after"]
+    # and a real edit does change things, so the comparison above can fail
+    one = shifted_records(tiny_random, bench, samples, CFG, Shift(mode="insert", fraction=0.25, at=0.5),
+                          ckpt_name="tiny-random")
+    assert any(o["output_ids"] != c["output_ids"] for o, c in zip(one, clean))
+
+
+def test_sweep_pairs_every_record_and_uses_the_same_points_across_checkpoints(tmp_path, bench, perturbed_ckpt):
+    from mdlm_probe.adapters import load_model
+
+    samples = bench.load()[:3]
+    grid = ShiftGrid(modes=["insert", "delete"], fractions=[0.0, 0.2], ats=[0.5])
+    ckpts = ["tiny-random", perturbed_ckpt]
+    n = run_sweep(ckpts, bench, samples, {c: CFG for c in ckpts}, grid, tmp_path, load=load_model)
+    recs = read_records(tmp_path / "shift.jsonl")[0]
+    assert n == len(recs) == 2 * 3 * 3  # per checkpoint: clean + 2 settings, 3 samples each
+    by = {(r["ckpt"], r["id"]): r for r in recs}
+    compared = 0
+    for r in recs:
+        iv = r["intervention"]
+        if iv is not None:
+            assert (r["ckpt"], iv["clean_id"]) in by and iv["clean_id"] == r["id"].split("@")[0] + "@clean"
+            twin = by[(ckpts[1] if r["ckpt"] == ckpts[0] else ckpts[0], r["id"])]["intervention"]
+            if iv["fired"] and twin["fired"]:  # (a random model that proposes [MASK] may never reach 50%)
+                assert iv["k"] == 3 and len(iv["points"]) == 3  # round(0.2 * 16)
+                assert twin["points"] == iv["points"]  # same points on both checkpoints
+                compared += 1
+    assert compared >= 4
+    a = [by[("tiny-random", f"synthetic/{i}@clean")]["output_ids"] for i in range(3)]
+    b = [by[(perturbed_ckpt, f"synthetic/{i}@clean")]["output_ids"] for i in range(3)]
+    assert a != b  # the checkpoints really differ, yet the points agree
+    rows = summarize(recs, grid)
+    assert len(rows) == 2 * 2 * 2  # ckpt x mode x fraction (0, 0.2) x one at
+    zero = [r for r in rows if r["fraction"] == 0.0]
+    assert all(r["drop"] == 0 and r["absorbed"] == 1 and r["edit_tokens"] == 0 for r in zero)
+    assert all(r["n"] == 3 for r in rows)
+
+
+# ----------------------------------------------------------------------------------------- metrics
+def test_edit_distance_and_chrf():
+    assert levenshtein("kitten", "sitting") == 3 and levenshtein([1, 2, 3], [1, 3]) == 1
+    assert norm_edit("abcd", "abce") == 0.25 and norm_edit("", "") == 0.0 and norm_edit("ab", "") == 1.0
+    assert chrf("abc", "abc") == 100.0 and chrf("", "") == 100.0
+    # by hand: unigrams P = R = 1, bigrams P = R = 0, longer orders absent -> P = R = 0.5 -> F = 50
+    assert chrf("ab", "ba") == pytest.approx(50.0)
+    assert chrf("xyz", "abc") == 0.0
+    sacrebleu = pytest.importorskip("sacrebleu")  # a dependency of lm-eval
+    for hyp, ref in [("12*30=360 360-80=280 #### 280", "12*30=360 360-80=280 #### 28"),
+                     ("the cat sat", "the cat sat on the mat"), ("a", "abcdefgh"), ("10+20=30", "10+2=30")]:
+        assert chrf(hyp, ref) == pytest.approx(sacrebleu.sentence_chrf(hyp, [ref]).score, abs=1e-6)
+
+
+def _rec(i, correct, text, ids, setting=None):
+    r = {"id": f"synthetic/{i}@" + (setting or "clean"), "ckpt": "m", "correct": correct, "text": text,
+         "output_ids": ids, "intervention": None}
+    if setting:
+        r["intervention"] = {"mode": "insert", "fraction": 0.05, "at": 0.5, "at_step": None, "fired": True,
+                             "points": [1], "clean_id": f"synthetic/{i}@clean"}
+    return r
+
+
+def test_summary_on_hand_made_records():
+    clean = [_rec(0, True, "a 10", [1, 2]), _rec(1, True, "b", [1, 2]), _rec(2, False, "c", [3, 3]),
+             _rec(3, True, "d", [4, 4])]
+    s = "insert-p0.05-at0.5"
+    shifted = [_rec(0, False, "a 1", [1, 3], s), _rec(1, True, "b", [1, 2], s), _rec(2, True, "cc", [3, 4], s),
+               _rec(3, False, "e", [5, 5], s)]
+    pm = pair_metrics(clean[0], shifted[0])
+    assert pm["broken"] and not pm["fixed"] and pm["edit_tokens"] == 0.5 and pm["edit_text"] == 0.25
+    assert not pm["absorbed"] and pair_metrics(clean[1], shifted[1])["absorbed"]
+    (row,) = summarize(clean + shifted)
+    assert (row["ckpt"], row["mode"], row["fraction"], row["at"], row["n"]) == ("m", "insert", 0.05, "0.5", 4)
+    assert row["acc_clean"] == 0.75 and row["acc_shifted"] == 0.5 and row["drop"] == pytest.approx(0.25)
+    assert row["drop_lo"] <= 0.25 <= row["drop_hi"]
+    assert row["broken_rate"] == 0.5 and row["fixed_rate"] == 0.25 and row["flip_rate"] == 0.75
+    assert row["absorbed"] == 0.25 and row["edit_tokens"] == pytest.approx((0.5 + 0 + 0.5 + 1) / 4)
+    # an unpaired shifted record (its clean twin missing) is left out, not scored against nothing
+    (row,) = summarize(clean[1:] + shifted)
+    assert row["n"] == 3
+
+
+# ----------------------------------------------------------------------------------------- the command
+def test_cli_writes_outputs_and_resumes(tmp_path, cli, capsys):
+    out = tmp_path / "run"
+    args = ["shift", "--ckpt", "tiny-random", "--limit", "3", "--fractions", "0,0.1", "--at", "0.5",
+            "--mode", "insert,swap", "--out", str(out), *SAMPLER_ARGS]
+    assert cli(*args) == 0
+    for f in ("config.json", "shift.jsonl", "shift_summary.csv", "shift_accuracy.png", "shift_drop_heatmap.png"):
+        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
+    first = read_records(out / "shift.jsonl")[0]
+    assert len(first) == 9  # 3 clean + 3 insert + 3 swap
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["grid"]["modes"] == ["insert", "swap"] and cfg["checkpoints"][0]["sampler"]["gen_length"] == 16
+    rows = list(csv.DictReader(open(out / "shift_summary.csv")))
+    assert {(r["mode"], r["fraction"]) for r in rows} == {("insert", "0.0"), ("insert", "0.1"), ("swap", "0.0"),
+                                                         ("swap", "0.1")}
+    assert {"n", "acc_clean", "acc_shifted", "drop", "drop_lo", "drop_hi", "flip_rate", "edit_tokens",
+            "absorbed"} <= set(rows[0])
+
+    # kill simulation: drop the last 4 records and leave a half-written line
+    lines = (out / "shift.jsonl").read_text().splitlines(keepends=True)
+    (out / "shift.jsonl").write_text("".join(lines[:-4]) + lines[-4][:30])
+    capsys.readouterr()
+    assert cli(*args) == 0
+    assert "wrote 4 new records" in capsys.readouterr().out.replace("\n", " ")
+    again = read_records(out / "shift.jsonl")[0]
+    assert [r["id"] for r in again] == [r["id"] for r in first]  # no duplicates, nothing lost
+    assert [strip(r) for r in again] == [strip(r) for r in first]  # resumed batches decode identically
+    assert [r["intervention"] for r in again] == [r["intervention"] for r in first]
+
+    # a different grid into the same directory is refused (one line, exit 2) unless --overwrite
+    capsys.readouterr()
+    assert cli(*[a if a != "insert,swap" else "delete" for a in args]) == 2
+    err = capsys.readouterr().err
+    assert "different config" in err and err.strip().count("\n") == 0
+
+
+def test_show_prints_a_pair(cli, capsys):
+    rc = cli("shift", "--ckpt", "tiny-random", "--prompt", "Ann has 10 pens.", "--show", "--mode", "delete",
+             "--positions", "3", "--at", "0.5", *SAMPLER_ARGS)
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "clean" in out and "shifted" in out and "delete-pos3-at0.5" in out and "final canvas" in out
+
+
+@pytest.mark.parametrize("bad,needle", [
+    (["--mode", "rotate"], "unknown shift mode"),
+    (["--fractions", "0,x"], "--fractions"),
+    (["--fractions", "0"], "nothing to shift"),
+    (["--fractions", "1.5"], "not in [0, 1]"),
+    (["--at", "1.5"], "--at"),
+    (["--at", "0.5", "--at-step", "3"], "not both"),
+    (["--positions", "40"], "--positions"),
+    (["--positions", "3", "--fractions", "0.1"], "not both"),
+    (["--mode", "displace", "--direction", "up"], "direction"),
+    (["--judge-url", "ftp://x", "--judge-model", "m"], "judge-url"),
+    (["--judge-url", "http://127.0.0.1:9/v1"], "--judge-model"),
+    (["--limit", "0"], "--limit"),
+    (["--block-length", "5"], "block-length"),
+    ([], "--out"),
+])
+def test_bad_options_exit_2_with_one_line(cli, capsys, bad, needle):
+    capsys.readouterr()
+    rc = cli("shift", "--ckpt", "tiny-random", *SAMPLER_ARGS, *bad)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert needle in err and "Traceback" not in err and err.strip().count("\n") == 0
+
+
+def test_grid_validation_library():
+    with pytest.raises(BadInput):
+        ShiftGrid(modes=["insert", "insert"]).validate(16)
+    with pytest.raises(BadInput):
+        ShiftGrid(modes=[]).validate(16)
+    assert [s.setting for s in ShiftGrid(modes=["insert"], fractions=[0, 0.01], ats=[0.25, 0.5]).specs()] == [
+        "insert-p0.01-at0.25", "insert-p0.01-at0.5"]
+    assert [s.setting for s in ShiftGrid(modes=["displace"], direction="left", at_step=4, ats=[],
+                                         positions=[3, 7]).specs()] == ["displace-left-pos3_7-step4"]
+
+
+def test_fixed_positions_are_their_own_summary_rows(tiny_random, bench):
+    samples = bench.load()[:2]
+    clean = build_records(tiny_random, bench, samples, CFG, ckpt_name="m", id_suffix="@clean")
+    fixed = shifted_records(tiny_random, bench, samples, CFG, Shift(mode="delete", positions=(3, 9), at=0.5),
+                            ckpt_name="m")
+    assert all(r["intervention"]["points"] == [3, 9] and r["intervention"]["fraction"] is None for r in fixed)
+    (row,) = summarize(clean + fixed)
+    assert row["fraction"] == "pos:3_9" and row["n"] == 2 and row["fired"] == 1.0
