@@ -1,0 +1,27 @@
+"""`mdlm-probe lm-eval -- <lm_eval args>`: lm-evaluation-harness with the `mdlm_probe` model registered."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+
+def lm_eval(
+    ctx: typer.Context,
+    args: Optional[List[str]] = typer.Argument(None, help="Arguments for lm-eval (put them after `--`)."),
+):
+    """Run lm-evaluation-harness on a checkpoint: `mdlm-probe lm-eval -- --model_args pretrained=tiny-ce --tasks gsm8k`.
+
+    Everything after `--` goes to lm-eval's CLI unchanged; `--model mdlm_probe` is added when no
+    --model is given. See docs/lm_eval.md for the model_args.
+    """
+    from ..harness import run_lm_eval_cli
+
+    code = run_lm_eval_cli([*(args or []), *ctx.args])
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="lm-eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(lm_eval)
