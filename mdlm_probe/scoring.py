@@ -1,4 +1,4 @@
-"""Answer extraction and scoring for math answers (GSM8K and the synthetic task).
+"""Answer extraction and scoring: math answers (GSM8K, the synthetic task) and multiple choice (GPQA).
 
 strict: `#### N` or lm-eval's "The answer is N"; flexible: the last number in the text. Numbers are
 normalised (commas, `$`, trailing `.0`/`.00`) before comparison. `correct` is strict when strict finds
@@ -8,6 +8,7 @@ an answer, else flexible (CONVENTIONS.md).
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 _NUM = r"-?[$]?\s?\d[\d,]*(?:\.\d+)?"
 STRICT_PATTERNS = [
@@ -49,6 +50,58 @@ def score_math(text: str, reference_answer: str | None) -> dict:
     """Both GSM8K scores plus the scored verdict."""
     ref = normalize_number(reference_answer)
     strict, flex = extract_strict(text), extract_flexible(text)
+    extracted = strict if strict is not None else flex
+    correct = None if ref is None else (extracted is not None and extracted == ref)
+    verdict = "no_answer" if extracted is None else ("correct" if correct else "wrong")
+    return {
+        "extracted": extracted,
+        "correct": correct,
+        "verdict": verdict,
+        "scores": {
+            "strict": None if ref is None else strict == ref,
+            "flexible": None if ref is None else flex == ref,
+            "strict_found": strict is not None,
+        },
+    }
+
+
+# ----------------------------------------------------------------------------------------- stop strings
+def cut_at_stops(text: str, stops: Sequence[str]) -> str:
+    """The text before the first stop string (lm-eval's `until`): a fixed-length diffusion canvas often
+    runs on into a made-up next "Question:", whose numbers must not be scored."""
+    cut = len(text)
+    for s in stops:
+        i = text.find(s)
+        if i != -1:
+            cut = min(cut, i)
+    return text[:cut]
+
+
+# ----------------------------------------------------------------------------------------- multiple choice
+# strict: "The answer is (B)" / "answer is B" / "Answer: B"; flexible: the last "(B)"; else a bare letter
+# that opens the response (the prompt ends in "Answer:"), but not the article in "A good idea ...".
+_STRICT_CHOICE = re.compile(r"(?i:answer)\s*(?:is|:)\s*:?\s*\(?([A-D])(?![A-Za-z])")
+_PAREN_CHOICE = re.compile(r"\(([A-D])\)")
+_LEADING_CHOICE = re.compile(r"^\s*\(?([A-D])(?:\)|\.|:|,|\s*$|\s*\n)")
+
+
+def extract_choice_strict(text: str) -> str | None:
+    m = _STRICT_CHOICE.findall(text)
+    return m[-1] if m else None
+
+
+def extract_choice_flexible(text: str) -> str | None:
+    m = _PAREN_CHOICE.findall(text)
+    if m:
+        return m[-1]
+    m = _LEADING_CHOICE.match(text)
+    return m.group(1) if m else None
+
+
+def score_choice(text: str, reference_letter: str | None) -> dict:
+    """GPQA-style scoring: the letter chosen vs the (shuffled) correct letter."""
+    ref = reference_letter.strip("() ").upper() if reference_letter else None
+    strict, flex = extract_choice_strict(text), extract_choice_flexible(text)
     extracted = strict if strict is not None else flex
     correct = None if ref is None else (extracted is not None and extracted == ref)
     verdict = "no_answer" if extracted is None else ("correct" if correct else "wrong")

@@ -1,0 +1,111 @@
+"""`gsm8k`: grade-school math word problems (Cobbe et al. 2021), test split, lm-eval's prompt format.
+
+Data: `--data-file` of the original jsonl (`question`, `answer` ending in `#### N`), else the Hub's
+`openai/gsm8k` (main, test) through `datasets`. Few-shot examples come from the train split: a
+`train.jsonl` beside the data file, else the Hub. The prompt is lm-eval's `gsm8k` task:
+"Question: ...\nAnswer: <worked solution ending in #### N>" per example, joined by blank lines, then
+"Question: <q>\nAnswer:". The examples are the same for every question: drawn once with seed 1234
+(lm-eval's few-shot seed), so a prompt never depends on which other questions are evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from ..errors import BadInput
+from ..scoring import cut_at_stops, score_math
+from . import Benchmark, Sample, register
+
+HUB = ("openai/gsm8k", "main")
+FEWSHOT_SEED = 1234
+STOPS = ("Question:", "</s>", "<|im_end|>")  # lm-eval's `until` for gsm8k
+
+
+def final_answer(solution: str) -> str | None:
+    """'... #### 1,200' -> '1,200'; None when the solution has no `####` line."""
+    if "####" not in solution:
+        return None
+    ans = solution.rsplit("####", 1)[1].strip()
+    return ans or None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise BadInput(f"no data file {path}")
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                raise BadInput(f"{path}:{n}: not valid JSON (expected GSM8K jsonl with 'question' and 'answer')") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("question"), str) \
+                    or not isinstance(obj.get("answer"), str):
+                raise BadInput(f"{path}:{n}: no 'question' and 'answer' strings")
+            if final_answer(obj["answer"]) is None:
+                raise BadInput(f"{path}:{n}: the answer has no final '#### N' line")
+            rows.append(obj)
+    if not rows:
+        raise BadInput(f"{path} holds no GSM8K problems")
+    return rows
+
+
+def _hub_split(split: str) -> list[dict]:
+    try:
+        from datasets import load_dataset
+
+        ds = load_dataset(*HUB, split=split)
+    except Exception as e:  # noqa: BLE001 - no network, gated, renamed ...: all the user's to fix
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BadInput(f"cannot load {HUB[0]} ({split}) from the Hub: {first}; pass --data-file test.jsonl") from None
+    return [dict(r) for r in ds]
+
+
+def _to_samples(rows: list[dict]) -> list[Sample]:
+    return [Sample(native_id=str(i), question=r["question"], reference=r["answer"],
+                   reference_answer=final_answer(r["answer"])) for i, r in enumerate(rows)]
+
+
+@register("gsm8k")
+class GSM8K(Benchmark):
+    default_fewshot = 5
+    stops = STOPS
+
+    def load(self) -> list[Sample]:
+        rows = read_jsonl(self.data_file) if self.data_file else _hub_split("test")
+        return _to_samples(rows)
+
+    def data_source(self) -> str:
+        return str(self.data_file) if self.data_file else f"hub:{HUB[0]}/{HUB[1]}/test"
+
+    def fewshot_pool(self) -> list[dict]:
+        if getattr(self, "_pool", None) is None:
+            if self.data_file:
+                train = self.data_file.with_name("train.jsonl")
+                if not train.is_file() or train.resolve() == self.data_file.resolve():
+                    raise BadInput(f"few-shot examples need {train} beside the data file; pass --num-fewshot 0")
+                self._pool = read_jsonl(train)
+            else:
+                self._pool = _hub_split("train")
+        return self._pool
+
+    def fewshot(self, k: int) -> list[dict]:
+        cache = self.__dict__.setdefault("_shots", {})
+        if k not in cache:
+            pool = self.fewshot_pool()
+            if k > len(pool):
+                raise BadInput(f"--num-fewshot {k} exceeds the {len(pool)} training examples")
+            cache[k] = random.Random(FEWSHOT_SEED).sample(pool, k)
+        return cache[k]
+
+    def prompt(self, sample: Sample, num_fewshot: int = 0) -> str:
+        shots = [f"Question: {r['question']}\nAnswer: {r['answer']}" for r in self.fewshot(num_fewshot)] \
+            if num_fewshot > 0 else []
+        return "\n\n".join(shots + [f"Question: {sample.question}\nAnswer:"])
+
+    def score(self, text: str, sample: Sample) -> dict:
+        return score_math(cut_at_stops(text, self.stops), sample.reference_answer)
