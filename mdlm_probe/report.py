@@ -1,0 +1,842 @@
+"""Self-contained HTML reports from run directories (`mdlm-probe report`).
+
+`build_report(run_dirs, out)` reads eval runs (samples.jsonl), shift runs (shift.jsonl) and failure
+patterns (errors.jsonl, or mined on the fly with `mdlm_probe.miners`) and writes `index.html` plus the
+CSV tables it shows. The page opens from disk with no server and no network: CSS is inline, plots are
+base64 PNGs, nothing links out. Every section appears only when the runs hold its data, otherwise a line
+says what is missing.
+
+Determinism: rows, examples and plots are ordered by ids and names only, plots carry no metadata, so a
+rebuild from the same runs differs only in the "generated" timestamp. All text reaches the page through
+Jinja2 autoescaping (model output is untrusted); this module never builds HTML strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import difflib
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from .errors import BadInput
+from .records import read_records
+from .stats import mcnemar_exact, paired_bootstrap, wilson
+
+RECORD_FILES = ("samples.jsonl", "shift.jsonl", "errors.jsonl", "compare.json")
+MAX_TRAJECTORIES = 4
+MAX_EXAMPLES = 2  # per checkpoint and pattern
+MAX_PATTERN_EXAMPLES = 6  # per pattern, over all checkpoints
+MAX_DIFFS = 6
+
+
+# ----------------------------------------------------------------------------------------- loading runs
+@dataclass
+class Run:
+    path: Path
+    label: str
+    config: dict[str, Any]
+    samples: list[dict[str, Any]] = field(default_factory=list)  # eval records
+    shift: list[dict[str, Any]] = field(default_factory=list)  # shift records (clean and shifted)
+    errors: list[dict[str, Any]] = field(default_factory=list)  # mined patterns (errors.jsonl)
+    compare: dict[str, Any] | None = None  # mdlm-probe compare's compare.json
+    skipped: int = 0  # malformed lines
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return self.samples + self.shift
+
+
+def load_run(path: Path | str) -> Run:
+    path = Path(path)
+    if not path.is_dir():
+        raise BadInput(f"no run directory {path}")
+    present = [f for f in RECORD_FILES if (path / f).is_file()]
+    cfg_file = path / "config.json"
+    if not present and not cfg_file.is_file():
+        raise BadInput(f"{path} is not a run directory (no config.json, {', '.join(RECORD_FILES)})")
+    config: dict[str, Any] = {}
+    if cfg_file.is_file():
+        try:
+            config = json.loads(cfg_file.read_text())
+        except json.JSONDecodeError as e:
+            raise BadInput(f"corrupt {cfg_file}: {e}") from None
+        if not isinstance(config, dict):
+            raise BadInput(f"corrupt {cfg_file}: not a JSON object")
+    run = Run(path=path, label=path.name, config=config)
+    for name, attr in (("samples.jsonl", "samples"), ("shift.jsonl", "shift")):
+        recs, bad = read_records(path / name)
+        setattr(run, attr, sorted(recs, key=lambda r: str(r["id"])))
+        run.skipped += bad
+    run.errors, bad = _read_jsonl(path / "errors.jsonl")
+    run.skipped += bad
+    if (path / "compare.json").is_file():
+        try:
+            run.compare = json.loads((path / "compare.json").read_text())
+        except json.JSONDecodeError as e:
+            raise BadInput(f"corrupt {path / 'compare.json'}: {e}") from None
+    return run
+
+
+def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+    out, bad = [], 0
+    if not path.is_file():
+        return out, bad
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+        else:
+            bad += 1
+    return out, bad
+
+
+def load_runs(paths: Sequence[Path | str]) -> list[Run]:
+    if not paths:
+        raise BadInput("give at least one run directory")
+    runs = [load_run(p) for p in paths]
+    # Labels must be unique: fall back to parent/name, then a counter.
+    seen: dict[str, int] = {}
+    for r in runs:
+        if sum(o.label == r.label for o in runs) > 1:
+            r.label = f"{r.path.parent.name}/{r.path.name}"
+        seen[r.label] = seen.get(r.label, 0) + 1
+        if seen[r.label] > 1:
+            r.label = f"{r.label}#{seen[r.label]}"
+    if not any(r.records or r.errors or r.compare for r in runs):
+        raise BadInput("the run directories hold no records (samples.jsonl, shift.jsonl, errors.jsonl or compare.json)")
+    return runs
+
+
+# ----------------------------------------------------------------------------------------- record helpers
+def arm_of(rec: dict[str, Any]) -> str:
+    """What a record's accuracy belongs to: the checkpoint, plus the collapse map when one was forced."""
+    ckpt = str(rec.get("ckpt") or "?")
+    forced = (rec.get("sampler") or {}).get("collapse")
+    return f"{ckpt} [{forced}]" if forced else ckpt
+
+
+def base_id(rec: dict[str, Any]) -> str:
+    """The benchmark id without the shift setting suffix."""
+    return str(rec["id"]).split("@", 1)[0]
+
+
+def shift_setting(rec: dict[str, Any]) -> tuple[str, float, str] | None:
+    """(mode, fraction, when) of a shifted record, `when` like "0.5" or "step 10"; None for a clean one."""
+    iv = rec.get("intervention")
+    if not isinstance(iv, dict):
+        return None
+    frac = iv.get("fraction")
+    if iv.get("fixed_positions") or (frac is None and iv.get("points")):
+        frac = iv.get("k", len(iv.get("points") or ())) / max(1, len(iv.get("canvas_after") or ()))
+    if not frac:
+        return None
+    mode = str(iv.get("mode", "?")) + ("-left" if iv.get("direction") == "left" else "")
+    when = f"step {iv['at_step']}" if iv.get("at_step") is not None else f"{float(iv.get('at', float('nan'))):g}"
+    return (mode, float(frac), when)
+
+
+def _correct(rec: dict[str, Any]) -> bool:
+    return bool(rec.get("correct"))
+
+
+# ----------------------------------------------------------------------------------------- plots
+def _png(fig) -> str:
+    """A figure as a base64 PNG data URI, without metadata (byte-identical across rebuilds)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "mdlm-probe", "font.size": 9, "figure.max_open_warning": 0})
+    return plt
+
+
+# ----------------------------------------------------------------------------------------- section: what was run
+def section_runs(runs: list[Run]) -> dict[str, Any]:
+    from .checkpoints import read_sidecar, resolve
+
+    rows, samplers, ckpts = [], [], {}
+    for r in runs:
+        cfg = r.config
+        recs = r.records
+        names = sorted({str(x.get("ckpt")) for x in recs if x.get("ckpt")} | set(_config_ckpts(cfg)))
+        benches = sorted({str(x.get("benchmark")) for x in recs if x.get("benchmark")}
+                         | ({str(cfg["benchmark"])} if isinstance(cfg.get("benchmark"), str) else set()))
+        versions = cfg.get("versions") or {}
+        rows.append({
+            "run": r.label, "command": cfg.get("command", ""), "checkpoints": ", ".join(names),
+            "benchmarks": ", ".join(benches), "eval records": len(r.samples), "shift records": len(r.shift),
+            "error records": len(r.errors), "skipped lines": r.skipped, "created": cfg.get("created", ""),
+            "versions": ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
+        })
+        for name in names:
+            ckpts.setdefault(name, None)
+        per_ckpt = [c for c in cfg.get("checkpoints") or [] if isinstance(c, dict) and isinstance(c.get("sampler"), dict)]
+        if per_ckpt:  # a shift run: each checkpoint decodes with its own sidecar's settings
+            for c in per_ckpt:
+                samplers.append({"run": f"{r.label} · {c.get('name')}", **{k: _cell(v) for k, v in c["sampler"].items()}})
+        else:
+            sampler = cfg.get("sampler") or next((x.get("sampler") for x in recs if x.get("sampler")), None)
+            if isinstance(sampler, dict):
+                samplers.append({"run": r.label, **{k: _cell(v) for k, v in sampler.items()}})
+        settings = {k: cfg[k] for k in ("data_source", "limit", "num_fewshot", "grid", "seed") if cfg.get(k) is not None}
+        if settings:
+            rows[-1]["settings"] = json.dumps(settings, sort_keys=True)
+    paths = _ckpt_paths(runs)
+    side_rows = []
+    for name in sorted(ckpts):
+        side = _sidecar_from_configs(runs, name)
+        for where in ([name] if side is None else []) + paths.get(name, []):
+            try:
+                side = side or read_sidecar(resolve(where))
+            except BadInput:
+                pass
+        if not side:
+            side_rows.append({"checkpoint": name, "objective": "(no sidecar found)"})
+            continue
+        held = side.get("heldout") or {}
+        side_rows.append({
+            "checkpoint": name, "objective": side.get("objective"), "collapse": side.get("collapse"),
+            "ctc_weight": side.get("ctc_weight"), "init": side.get("init"), "data": side.get("data"),
+            "steps": side.get("steps"), "batch_size": side.get("batch_size"), "lr": side.get("lr"),
+            "train_seconds": side.get("train_seconds"), "device": side.get("device"),
+            "held-out accuracy": "" if not held else f"{held.get('accuracy')} (n={held.get('n')}, {held.get('benchmark')})",
+            "code_commit": side.get("code_commit"),
+        })
+    return {"runs": _table(rows), "checkpoints": _table(side_rows), "samplers": _table(samplers),
+            "frames": {"runs": pd.DataFrame(rows), "checkpoints": pd.DataFrame(side_rows),
+                       "samplers": pd.DataFrame(samplers)}}
+
+
+def _ckpt_paths(runs: list[Run]) -> dict[str, list[str]]:
+    """Checkpoint name -> folders the run configs recorded for it (eval: `checkpoint`; shift: `checkpoints[].path`)."""
+    out: dict[str, list[str]] = {}
+    for r in runs:
+        cfg = r.config
+        if isinstance(cfg.get("ckpt"), str) and isinstance(cfg.get("checkpoint"), str):
+            out.setdefault(cfg["ckpt"], []).append(cfg["checkpoint"])
+        for c in cfg.get("checkpoints") or []:
+            if isinstance(c, dict) and c.get("name") and isinstance(c.get("path"), str):
+                out.setdefault(str(c["name"]), []).append(c["path"])
+    return out
+
+
+def _config_ckpts(cfg: dict[str, Any]) -> list[str]:
+    c = cfg.get("ckpt", cfg.get("ckpts", cfg.get("checkpoints")))
+    if isinstance(c, str):
+        return [c]
+    if isinstance(c, list):
+        return [x if isinstance(x, str) else str(x.get("name", x)) for x in c]
+    if isinstance(c, dict):
+        return [str(k) for k in c]
+    return []
+
+
+def _sidecar_from_configs(runs: list[Run], name: str) -> dict[str, Any] | None:
+    """A sidecar copied into a run config (keyed by checkpoint name), if any run stored one."""
+    for r in runs:
+        for key in ("sidecars", "sidecar"):
+            s = r.config.get(key)
+            if isinstance(s, dict) and isinstance(s.get(name), dict):
+                return s[name]
+            if key == "sidecar" and isinstance(s, dict) and s.get("name") == name:
+                return s
+    return None
+
+
+def _cell(v: Any) -> Any:
+    return json.dumps(v) if isinstance(v, (dict, list)) else ("" if v is None else v)
+
+
+def _table(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows -> {columns, rows} for the template (union of keys, first-seen order)."""
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    return {"columns": cols, "rows": [[_cell(r.get(c)) for c in cols] for r in rows]}
+
+
+def _df_table(df: pd.DataFrame) -> dict[str, Any]:
+    return {"columns": list(df.columns), "rows": [[_fmt(v) for v in row] for row in df.itertuples(index=False)]}
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.3f}".rstrip("0").rstrip(".") if abs(v) >= 1e-3 or v == 0 else f"{v:.2g}"
+    return _cell(v)
+
+
+# ----------------------------------------------------------------------------------------- section: accuracy
+def accuracy_frame(runs: list[Run]) -> pd.DataFrame:
+    rows = []
+    evaluated = {(arm_of(x), x.get("benchmark")) for r in runs for x in r.samples}
+    for r in runs:
+        # A shift run's clean decodes (ids `<id>@clean`) stand in for eval records of checkpoints that
+        # have none on that benchmark.
+        clean = [x for x in r.shift if not x.get("intervention") and (arm_of(x), x.get("benchmark")) not in evaluated]
+        for rec in r.samples + clean:
+            rows.append({"run": r.label, "arm": arm_of(rec), "benchmark": rec.get("benchmark") or "?",
+                         "id": base_id(rec), "correct": _correct(rec), "scored": rec.get("correct") is not None})
+    return pd.DataFrame(rows, columns=["run", "arm", "benchmark", "id", "correct", "scored"])
+
+
+def section_accuracy(runs: list[Run]) -> dict[str, Any] | None:
+    df = accuracy_frame(runs)
+    df = df[df["scored"]]
+    if df.empty:
+        return None
+    # An arm measured in several runs on one benchmark keeps the runs apart (settings may differ).
+    multi = df.groupby(["arm", "benchmark"])["run"].nunique()
+    df = df.assign(arm=[a if multi[(a, b)] == 1 else f"{a} ({r})" for a, b, r in zip(df.arm, df.benchmark, df.run)])
+    rows = []
+    for (arm, bench), g in sorted(df.groupby(["arm", "benchmark"]), key=lambda kv: kv[0]):
+        k, n = int(g["correct"].sum()), len(g)
+        lo, hi = wilson(k, n)
+        rows.append({"checkpoint": arm, "benchmark": bench, "n": n, "correct": k, "accuracy": k / n,
+                     "ci_low": round(lo, 6), "ci_high": round(hi, 6)})
+    acc = pd.DataFrame(rows)
+    pairs = []
+    for bench, g in sorted(df.groupby("benchmark"), key=lambda kv: kv[0]):
+        by_arm = {a: dict(zip(s["id"], s["correct"])) for a, s in g.groupby("arm")}
+        for a, b in combinations(sorted(by_arm), 2):
+            ids = sorted(set(by_arm[a]) & set(by_arm[b]))
+            if not ids:
+                continue
+            xa = [float(by_arm[a][i]) for i in ids]
+            xb = [float(by_arm[b][i]) for i in ids]
+            d, lo, hi = paired_bootstrap(xa, xb)
+            b01 = sum(1 for p, q in zip(xa, xb) if p and not q)  # a right, b wrong
+            b10 = sum(1 for p, q in zip(xa, xb) if q and not p)
+            pairs.append({"benchmark": bench, "a": a, "b": b, "n shared": len(ids), "acc a": sum(xa) / len(ids),
+                          "acc b": sum(xb) / len(ids), "b - a": d, "ci_low": lo, "ci_high": hi,
+                          "only a right": b01, "only b right": b10, "mcnemar p": mcnemar_exact(b01, b10)})
+    paired = pd.DataFrame(pairs)
+    return {"table": _df_table(acc), "paired": _df_table(paired) if pairs else None,
+            "plot": _accuracy_plot(acc), "frames": {"accuracy": acc, "paired": paired}}
+
+
+def section_compare(runs: list[Run]) -> dict[str, Any] | None:
+    """The tables of `mdlm-probe compare` runs (compare.json): accuracy and pattern-rate differences."""
+    from .compare import compare_rows
+
+    rows, notes = [], []
+    for r in runs:
+        if not r.compare:
+            continue
+        for row in compare_rows(r.compare):
+            rows.append({"compare": r.label, **row})
+        notes += [f"{r.label}: {n}" for n in r.compare.get("notes") or []]
+    if not rows:
+        return None
+    df = pd.DataFrame(rows)
+    return {"table": _df_table(df), "notes": notes, "frames": {"compare": df}}
+
+
+def _accuracy_plot(acc: pd.DataFrame) -> str:
+    plt = _plt()
+    benches = sorted(acc["benchmark"].unique())
+    arms = sorted(acc["checkpoint"].unique())
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(benches) * max(1, len(arms)) * 0.5 + 2), 3.0))
+    width = 0.8 / max(1, len(arms))
+    for i, arm in enumerate(arms):
+        sub = acc[acc["checkpoint"] == arm].set_index("benchmark")
+        xs, ys, err = [], [], [[], []]
+        for j, b in enumerate(benches):
+            if b in sub.index:
+                row = sub.loc[b]
+                xs.append(j + (i - (len(arms) - 1) / 2) * width)
+                ys.append(row["accuracy"])
+                err[0].append(max(0.0, row["accuracy"] - row["ci_low"]))
+                err[1].append(max(0.0, row["ci_high"] - row["accuracy"]))
+        ax.bar(xs, ys, width=width, yerr=err, capsize=3, label=arm, color=_colour(i))
+    ax.set_xticks(range(len(benches)), benches)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy (Wilson 95% CI)")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+    return _png(fig)
+
+
+def _colour(i: int) -> str:
+    return ["#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5"][i % 8]
+
+
+# ----------------------------------------------------------------------------------------- section: shift sensitivity
+@dataclass
+class ShiftPair:
+    run: str
+    arm: str
+    setting: tuple[str, float, str]
+    shifted: dict[str, Any]
+    clean: dict[str, Any] | None
+
+
+def shift_pairs(runs: list[Run]) -> list[ShiftPair]:
+    """Every shifted record with its clean partner (same checkpoint, `intervention.clean_id`)."""
+    local: dict[tuple[str, str, str], dict] = {}
+    anywhere: dict[tuple[str, str], dict] = {}
+    for r in runs:
+        for rec in r.samples + [x for x in r.shift if shift_setting(x) is None]:
+            local.setdefault((r.label, arm_of(rec), str(rec["id"])), rec)
+            anywhere.setdefault((arm_of(rec), str(rec["id"])), rec)
+    out = []
+    for r in runs:
+        for rec in r.shift:
+            setting = shift_setting(rec)
+            if setting is None:
+                continue
+            arm = arm_of(rec)
+            cid = str((rec.get("intervention") or {}).get("clean_id") or base_id(rec))
+            clean = local.get((r.label, arm, cid)) or anywhere.get((arm, cid))
+            out.append(ShiftPair(run=r.label, arm=arm, setting=setting, shifted=rec, clean=clean))
+    return out
+
+
+def section_shift(runs: list[Run]) -> dict[str, Any] | None:
+    """The shift library's summary (paired drop with CI, flips, edit distance, absorbed) over every shift run."""
+    from .shift import summarize
+
+    rows = []
+    many = sum(1 for r in runs if r.shift) > 1
+    for r in runs:
+        if not any(shift_setting(x) for x in r.shift):
+            continue
+        for row in summarize(r.shift):
+            k = round(row["acc_shifted"] * row["n"])
+            lo, hi = wilson(k, row["n"])
+            row = {"checkpoint": row.pop("ckpt") + (f" ({r.label})" if many else ""), **row,
+                   "acc_lo": round(lo, 6), "acc_hi": round(hi, 6)}
+            rows.append(row)
+    if not rows:
+        return None
+    table = pd.DataFrame(rows)
+    numeric = table[table["fraction"].map(lambda f: not isinstance(f, str))]
+    n_unpaired = sum(1 for p in shift_pairs(runs) if p.clean is None)
+    return {"table": _df_table(table), "lines": _shift_lines(numeric) if len(numeric) else None,
+            "heatmap": _shift_heatmap(numeric) if len(numeric) else None, "unpaired": n_unpaired,
+            "frames": {"shift": table}}
+
+
+def _shift_lines(t: pd.DataFrame) -> str:
+    """Accuracy vs shifted fraction: one panel per mode, a line per checkpoint (style per `at`), 0 = clean."""
+    plt = _plt()
+    modes = sorted(t["mode"].unique())
+    arms = sorted(t["checkpoint"].unique())
+    ats = sorted(t["at"].unique(), key=_at_key)
+    styles = ["-", "--", ":", "-."]
+    fig, axes = plt.subplots(1, len(modes), figsize=(3.6 * len(modes) + 2.2, 3.0), squeeze=False, sharey=True)
+    for ax, mode in zip(axes[0], modes):
+        for i, arm in enumerate(arms):
+            for j, at in enumerate(ats):
+                g = t[(t["mode"] == mode) & (t["checkpoint"] == arm) & (t["at"] == at)].sort_values("fraction")
+                if g.empty:
+                    continue
+                xs = [0.0] + g["fraction"].astype(float).tolist()
+                clean = float(g["acc_clean"].iloc[0])
+                ys = [clean] + g["acc_shifted"].tolist()
+                # Band: the paired drop's CI around the clean accuracy.
+                lo = [clean] + (clean - g["drop_hi"]).tolist()
+                hi = [clean] + (clean - g["drop_lo"]).tolist()
+                ax.plot(xs, ys, marker="o", ms=3, color=_colour(i), ls=styles[j % len(styles)],
+                        label=f"{arm} @ {at}" if len(ats) > 1 else arm)
+                ax.fill_between(xs, lo, hi, color=_colour(i), alpha=0.12, linewidth=0)
+        ax.set_title(mode)
+        ax.set_xlabel("shifted fraction of the response")
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("accuracy (band: paired 95% CI)")
+    axes[0][-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+    return _png(fig)
+
+
+def _at_key(when: Any) -> tuple[int, float, str]:
+    s = str(when)
+    try:
+        return (0, float(s), s)
+    except ValueError:
+        digits = "".join(ch for ch in s if ch.isdigit())
+        return (1, float(digits or 0), s)
+
+
+def _shift_heatmap(table: pd.DataFrame) -> str | None:
+    """Paired accuracy drop (clean - shifted) over fraction x at: rows checkpoints, columns modes."""
+    t = table[table["drop"].notna() & (table["fraction"].astype(float) > 0)]
+    if t.empty:
+        return None
+    plt = _plt()
+    arms, modes = sorted(t["checkpoint"].unique()), sorted(t["mode"].unique())
+    fracs = sorted(t["fraction"].astype(float).unique())
+    ats = sorted(t["at"].unique(), key=_at_key)
+    vmax = max(0.05, float(t["drop"].abs().max()))
+    fig, axes = plt.subplots(len(arms), len(modes), squeeze=False,
+                             figsize=(1.4 + (0.75 * len(ats) + 1.3) * len(modes), 0.6 + (0.45 * len(fracs) + 0.9) * len(arms)))
+    im = None
+    for r, arm in enumerate(arms):
+        for c, mode in enumerate(modes):
+            ax = axes[r][c]
+            grid = [[float("nan")] * len(ats) for _ in fracs]
+            for row in t[(t["checkpoint"] == arm) & (t["mode"] == mode)].itertuples(index=False):
+                grid[fracs.index(float(row.fraction))][ats.index(row.at)] = row.drop
+            im = ax.imshow(grid, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
+            for i in range(len(fracs)):
+                for j in range(len(ats)):
+                    if not math.isnan(grid[i][j]):
+                        ax.text(j, i, f"{grid[i][j]:+.2f}", ha="center", va="center", fontsize=7)
+            ax.set_xticks(range(len(ats)), [str(a) for a in ats])
+            ax.set_yticks(range(len(fracs)), [f"{f:g}" for f in fracs])
+            ax.set_title(f"{arm} · {mode}", fontsize=8)
+            if r == len(arms) - 1:
+                ax.set_xlabel("at (committed fraction)")
+            if c == 0:
+                ax.set_ylabel("fraction")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="accuracy drop")
+    return _png(fig)
+
+
+# ----------------------------------------------------------------------------------------- section: trajectories
+SPECIAL_GLYPHS = {"mask": "▒", "slack": "␣", "eos": "¶", "pad": "·"}
+
+
+class TokenText:
+    """Per-position token strings for a checkpoint, from its local tokenizer (never the network)."""
+
+    def __init__(self):
+        self._cache: dict[str, Any] = {}
+
+    def _load(self, ckpt: str):
+        if ckpt not in self._cache:
+            tok, side = None, {}
+            try:
+                from .checkpoints import read_sidecar, resolve
+
+                path = resolve(ckpt)
+                if isinstance(path, Path):
+                    from transformers import AutoTokenizer
+
+                    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+                    side = read_sidecar(path) or {}
+            except Exception:  # noqa: BLE001 - a missing tokenizer only costs the token glyphs
+                tok = None
+            self._cache[ckpt] = (tok, side)
+        return self._cache[ckpt]
+
+    def __call__(self, ckpt: str, ids: Sequence[int]) -> list[tuple[str, str]]:
+        """[(glyph, kind)] with kind "", "mask", "slack", "eos" or "pad"."""
+        tok, side = self._load(ckpt)
+        special = {side.get("mask_id"): "mask", side.get("slack_id"): "slack", side.get("eos_id"): "eos"}
+        if tok is not None:
+            special.setdefault(tok.pad_token_id, "pad")
+            special.setdefault(tok.mask_token_id, "mask")
+        special.pop(None, None)
+        out = []
+        for t in ids:
+            if t in special:
+                out.append((SPECIAL_GLYPHS[special[t]], special[t]))
+            elif tok is not None:
+                s = tok.decode([int(t)], skip_special_tokens=False)
+                out.append((s.replace(" ", "\u2009").replace("\n", "↵") or "∅", ""))
+            else:
+                out.append((f"#{t}", ""))
+        return out
+
+
+def _step_colour(step: int, max_step: int) -> tuple[str, str]:
+    """Background and text colour for a commit step (viridis; -1 = not committed by the model)."""
+    if step < 0:
+        return "#d9d9d9", "#333"
+    from matplotlib import colormaps
+
+    r, g, b, _ = colormaps["viridis"](step / max(1, max_step))
+    lum = 0.299 * r + 0.587 * g + 0.114 * b
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}", ("#000" if lum > 0.5 else "#fff")
+
+
+def _trajectory_row(rec: dict[str, Any], glyphs: TokenText, max_step: int, label: str,
+                    points: Sequence[int] = ()) -> dict[str, Any]:
+    steps = (rec.get("trajectory") or {}).get("commit_step") or []
+    ids = rec.get("output_ids") or []
+    cells = []
+    for q, ((glyph, kind), step) in enumerate(zip(glyphs(str(rec.get("ckpt")), ids), steps)):
+        bg, fg = _step_colour(int(step), max_step)
+        cells.append({"text": glyph, "style": f"background:{bg};color:{fg}", "pos": q, "step": int(step),
+                      "cls": " ".join(c for c in (kind, "pt" if q in points else "",
+                                                  "moved" if step < 0 else "") if c)})
+    return {"label": label, "cells": cells, "verdict": rec.get("verdict"), "text": rec.get("text") or ""}
+
+
+def _round_robin(items: list[Any], key, limit: int) -> list[Any]:
+    """Up to `limit` items, alternating between groups (e.g. checkpoints) in sorted order."""
+    groups: dict[Any, list] = {}
+    for it in items:
+        groups.setdefault(key(it), []).append(it)
+    out, names = [], sorted(groups)
+    while len(out) < limit and any(groups.values()):
+        for n in names:
+            if groups[n] and len(out) < limit:
+                out.append(groups[n].pop(0))
+    return out
+
+
+def _interesting_pairs(pairs: list[ShiftPair]) -> list[ShiftPair]:
+    """Paired shifts, the most telling first: right -> wrong flips, then changed text, then the rest;
+    one setting per sample before a second one, so the examples cover different prompts."""
+    def rank(p: ShiftPair):
+        c, s = p.clean, p.shifted
+        flip = _correct(c) and not _correct(s)
+        changed = c.get("text") != s.get("text")
+        return (not flip, not changed, p.setting[1], p.arm, str(s["id"]))
+    ranked = sorted((p for p in pairs if p.clean is not None), key=rank)
+    groups: dict[tuple[str, str], list[ShiftPair]] = {}
+    for p in ranked:
+        groups.setdefault((p.arm, base_id(p.shifted)), []).append(p)
+    # One pair per sample first; among a sample's equally telling settings, rotate so modes alternate.
+    first, rest = [], []
+    for i, g in enumerate(groups.values()):
+        top = [p for p in g if rank(p)[:2] == rank(g[0])[:2]]
+        pick = top[i % len(top)]
+        first.append(pick)
+        rest += [p for p in g if p is not pick]
+    return first + rest
+
+
+def section_trajectories(runs: list[Run], glyphs: TokenText) -> dict[str, Any] | None:
+    pairs = _round_robin(_interesting_pairs(shift_pairs(runs)), key=lambda p: p.arm, limit=MAX_TRAJECTORIES)
+    items = []
+    for p in pairs:
+        iv = p.shifted.get("intervention") or {}
+        steps = [s for rec in (p.clean, p.shifted) for s in (rec.get("trajectory") or {}).get("commit_step") or []]
+        max_step = max(steps, default=0)
+        pts = [int(x) for x in iv.get("points") or []]
+        mode, frac, when = p.setting
+        items.append({
+            "title": f"{p.arm} · {base_id(p.shifted)} · {mode} {frac:g} at {when}",
+            "note": f"edit after step {iv.get('fired_step', '?')} at response positions {', '.join(map(str, pts))}",
+            "rows": [_trajectory_row(p.clean, glyphs, max_step, "clean"),
+                     _trajectory_row(p.shifted, glyphs, max_step, "shifted", pts)],
+            "max_step": max_step, "fired_step": iv.get("fired_step"),
+        })
+    if not items:  # no shift runs: show a few plain decodes
+        recs = [rec for r in runs for rec in r.samples if (rec.get("trajectory") or {}).get("commit_step")]
+        for rec in _round_robin(recs, key=arm_of, limit=MAX_TRAJECTORIES):
+            max_step = max((rec.get("trajectory") or {}).get("commit_step") or [0])
+            items.append({"title": f"{arm_of(rec)} · {rec['id']}", "note": "no intervention",
+                          "rows": [_trajectory_row(rec, glyphs, max_step, "output")], "max_step": max_step,
+                          "fired_step": None})
+    if not items:
+        return None
+    gradient = ",".join(_step_colour(i, 10)[0] for i in range(11))
+    return {"samples": items, "gradient": f"background:linear-gradient(to right,{gradient})"}
+
+
+# ----------------------------------------------------------------------------------------- section: diffs
+def diff_segments(a: str, b: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Character diff of a against b: segments for each side, classes "", "del" (only in a), "ins" (only in b)."""
+    left, right = [], []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            left.append({"text": a[i1:i2], "cls": ""})
+            right.append({"text": b[j1:j2], "cls": ""})
+            continue
+        if i2 > i1:
+            left.append({"text": a[i1:i2], "cls": "del"})
+        if j2 > j1:
+            right.append({"text": b[j1:j2], "cls": "ins"})
+    return left, right
+
+
+def section_diffs(runs: list[Run]) -> dict[str, Any] | None:
+    shift_items = []
+    for p in _round_robin(_interesting_pairs(shift_pairs(runs)), key=lambda p: p.arm, limit=MAX_DIFFS):
+        left, right = diff_segments(p.clean.get("text") or "", p.shifted.get("text") or "")
+        mode, frac, when = p.setting
+        shift_items.append({"title": f"{p.arm} · {base_id(p.shifted)} · {mode} {frac:g} at {when}",
+                            "left_label": f"clean ({p.clean.get('verdict')})",
+                            "right_label": f"shifted ({p.shifted.get('verdict')})", "left": left, "right": right})
+    wrong = [rec for r in runs for rec in r.samples if rec.get("correct") is False and rec.get("reference")]
+    ref_items = []
+    for rec in _round_robin(wrong, key=arm_of, limit=MAX_DIFFS):
+        left, right = diff_segments(rec.get("text") or "", rec.get("reference") or "")
+        ref_items.append({"title": f"{arm_of(rec)} · {rec['id']} · {rec.get('verdict')}",
+                          "left_label": f"output (extracted: {rec.get('extracted')})",
+                          "right_label": f"reference (answer: {rec.get('reference_answer')})",
+                          "left": left, "right": right, "prompt": rec.get("prompt") or ""})
+    if not shift_items and not ref_items:
+        return None
+    return {"shift": shift_items, "reference": ref_items}
+
+
+# ----------------------------------------------------------------------------------------- section: failure patterns
+def _pattern_groups(runs: list[Run]) -> list[tuple[str, Run, list[dict[str, Any]]]]:
+    """(label, run, records) per checkpoint, a shift run's clean and shifted decodes kept apart."""
+    groups: dict[tuple[str, str], tuple[Run, list]] = {}
+    for r in runs:
+        evals = {id(x) for x in r.samples}
+        for rec in r.records:
+            kind = "" if id(rec) in evals else (" · shifted" if rec.get("intervention") else " · clean")
+            groups.setdefault((r.label, arm_of(rec) + kind), (r, []))[1].append(rec)
+    names = [name for _, name in groups]
+    return [(name if names.count(name) == 1 else f"{name} ({label})", run, recs)
+            for (label, name), (run, recs) in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
+
+
+def _findings(run: Run, records: list[dict[str, Any]], patterns: list[str]):
+    """(record, Finding) pairs: from the run's errors.jsonl when `mdlm-probe errors` wrote one, else mined now."""
+    from . import miners
+
+    if run.errors:
+        by_id = {str(x["id"]): x for x in records}
+        return [(by_id[str(e["id"])], miners.Finding(str(e.get("pattern")), int(e.get("start") or 0),
+                                                   int(e.get("end") or 0), str(e.get("evidence") or ""),
+                                                   dict(e.get("details") or {})))
+                for e in run.errors if str(e.get("id")) in by_id and e.get("pattern") in patterns]
+    return miners.mine_records(records, patterns)
+
+
+def _example(label: str, rec: dict[str, Any], f) -> dict[str, Any]:
+    text = rec.get("text") or ""
+    a, b = max(0, min(f.start, len(text))), max(0, min(f.end, len(text)))
+    segs = [{"text": text[:a], "cls": ""}, {"text": text[a:b], "cls": "mark"}, {"text": text[b:], "cls": ""}]
+    lost = None
+    d = f.details or {}
+    if f.pattern == "trailing-zero" and d.get("reference_number") and d.get("zeros_lost"):
+        ref, k = str(d["reference_number"]), int(d["zeros_lost"])
+        lost = [{"text": ref[:-k], "cls": ""}, {"text": ref[-k:], "cls": "lost"}]
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(d.items()))
+    return {"title": f"{f.pattern} · {label} · {rec['id']} · {rec.get('verdict')}", "detail": detail,
+            "text": [x for x in segs if x["text"]], "lost": lost, "reference": rec.get("reference") or ""}
+
+
+def section_patterns(runs: list[Run]) -> tuple[dict[str, Any] | None, str]:
+    """Pattern rates per checkpoint (mdlm_probe.miners) and examples; (None, why) when there is nothing to show."""
+    try:
+        from . import miners
+    except ImportError:
+        return None, "Failure patterns need mdlm_probe.miners, which this installation lacks."
+    patterns = list(miners.DETECTORS)
+    rows = []
+    candidates: dict[str, list[tuple[str, dict, Any]]] = {p: [] for p in patterns}
+    for label, run, recs in _pattern_groups(runs):
+        hits = _findings(run, recs, patterns)
+        for row in miners.pattern_summary(recs, hits, patterns):
+            rows.append({"checkpoint": label, **row})
+        for p in patterns:
+            mine = sorted((h for h in hits if h[1].pattern == p), key=lambda h: (str(h[0]["id"]), h[1].start))
+            seen: set[str] = set()
+            for rec, f in mine:
+                if len(seen) < MAX_EXAMPLES and rec["id"] not in seen:
+                    seen.add(rec["id"])
+                    candidates[p].append((label, rec, f))
+    # Per pattern a few examples, alternating between checkpoints.
+    examples = [_example(label, rec, f) for p in patterns
+                for label, rec, f in _round_robin(candidates[p], key=lambda c: c[0], limit=MAX_PATTERN_EXAMPLES)]
+    if not rows:
+        return None, "No records to mine for failure patterns."
+    table = pd.DataFrame(rows)
+    # Shown pivoted (one row per checkpoint); the CSV keeps every count.
+    shown = []
+    for label, g in table.groupby("checkpoint", sort=False):
+        row = {"checkpoint": label, "records": int(g["n"].max()), "wrong": int(g["n_wrong"].max())}
+        for r in g.itertuples(index=False):
+            row[r.pattern] = f"{r.records} ({_pct(r.rate)} · {_pct(r.rate_wrong)} of wrong)"
+        shown.append(row)
+    source = ("Counted from errors.jsonl (mdlm-probe errors) where a run has one, else mined now with every "
+              "detector. Each cell: records with the pattern (share of all records · share of the wrong answers); "
+              "reference-based patterns count only records with a reference.")
+    return {"table": _table(shown), "plot": _patterns_plot(table), "examples": examples, "source": source,
+            "frames": {"patterns": table}}, ""
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * float(x):.1f}%"
+
+
+def _patterns_plot(t: pd.DataFrame) -> str | None:
+    if not t["records"].sum():
+        return None
+    plt = _plt()
+    pats = list(dict.fromkeys(t["pattern"]))
+    groups = list(dict.fromkeys(t["checkpoint"]))
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.3 * len(pats) * 2 + 2.5), 3.0), sharey=True)
+    width = 0.8 / max(1, len(groups))
+    for ax, col, title in ((axes[0], "rate", "share of all records"), (axes[1], "rate_wrong", "share of wrong answers")):
+        for i, g in enumerate(groups):
+            sub = t[t["checkpoint"] == g].set_index("pattern")
+            ys = [float(sub.loc[p, col]) if p in sub.index and sub.loc[p, col] is not None
+                  and not pd.isna(sub.loc[p, col]) else 0.0 for p in pats]
+            ax.bar([j + (i - (len(groups) - 1) / 2) * width for j in range(len(pats))], ys, width=width,
+                   color=_colour(i), label=g)
+        ax.set_xticks(range(len(pats)), pats, rotation=25, ha="right")
+        ax.set_title(title)
+    axes[0].set_ylabel("rate")
+    axes[1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+    return _png(fig)
+
+
+# ----------------------------------------------------------------------------------------- the page
+def build_report(run_dirs: Sequence[Path | str], out: Path | str, title: str | None = None,
+                 generated: str | None = None) -> Path:
+    """Write `out/index.html` and the CSV tables it shows; returns the HTML path."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import jinja2
+
+    runs = load_runs(run_dirs)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    glyphs = TokenText()
+    runs_s = section_runs(runs)
+    accuracy = section_accuracy(runs)
+    compare = section_compare(runs)
+    shift = section_shift(runs)
+    patterns, patterns_absent = section_patterns(runs)
+    trajectories = section_trajectories(runs, glyphs)
+    diffs = section_diffs(runs)
+
+    frames = dict(runs_s.pop("frames"))
+    for sec in (accuracy, compare, shift, patterns):
+        if sec:
+            frames.update(sec.pop("frames"))
+    csv_files = []
+    for name, df in frames.items():
+        if df is None or df.empty:
+            continue
+        df.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
+        csv_files.append(f"{name}.csv")
+    try:
+        pkg_version = version("mdlm-probe")
+    except PackageNotFoundError:
+        pkg_version = "unknown"
+    env = jinja2.Environment(loader=jinja2.PackageLoader("mdlm_probe", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    toc = [("runs", "What was run"), ("accuracy", "Accuracy"), ("shift", "Shift sensitivity"),
+           ("patterns", "Failure patterns"), ("trajectories", "Trajectories"), ("diffs", "Diffs")]
+    html = env.get_template("report.html.j2").render(
+        title=title or f"mdlm-probe report: {', '.join(r.label for r in runs)}",
+        generated=generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        version=pkg_version, n_runs=len(runs), toc=toc, runs=runs_s, accuracy=accuracy, compare=compare, shift=shift,
+        patterns=patterns, patterns_absent=patterns_absent, trajectories=trajectories, diffs=diffs,
+        csv_files=csv_files, run_paths=[str(r.path) for r in runs])
+    path = out / "index.html"
+    path.write_text(html, encoding="utf-8")
+    return path
