@@ -12,11 +12,13 @@ COMMON=(--data synthetic --batch-size 32 --seed 0 --save-every 100 --threads 1)
 mdlm-probe train --init tiny --objective ce --steps 3500 --lr 2e-3 --warmup 200 \
   --n-layer 4 --n-embd 128 --mlp-mult 2 "${COMMON[@]}" --name tiny-ce --out "$OUT/tiny-ce"
 
-# 2-4. three fine-tunes of tiny-ce with the same steps, data, batch size and seed
-FT=(--init "$OUT/tiny-ce" --steps 600 --lr 5e-4 --warmup 50 "${COMMON[@]}")
-mdlm-probe train "${FT[@]}" --objective ce --name tiny-ce-ft --out "$OUT/tiny-ce-ft"
-mdlm-probe train "${FT[@]}" --objective ctc+ce --collapse ctc --ctc-weight 1.0 --name tiny-ctc --out "$OUT/tiny-ctc"
-mdlm-probe train "${FT[@]}" --objective ctc+ce --collapse surface --ctc-weight 1.0 --name tiny-ctc-surface --out "$OUT/tiny-ctc-surface"
+# 2-4. three fine-tunes of tiny-ce with the same steps, data, batch size and seed (run side by side,
+# one thread each)
+FT=(--init "$OUT/tiny-ce" --steps 500 --lr 1e-3 --warmup 50 "${COMMON[@]}")
+mdlm-probe train "${FT[@]}" --objective ce --name tiny-ce-ft --out "$OUT/tiny-ce-ft" &
+mdlm-probe train "${FT[@]}" --objective ctc+ce --collapse ctc --ctc-weight 1.0 --name tiny-ctc --out "$OUT/tiny-ctc" &
+mdlm-probe train "${FT[@]}" --objective ctc+ce --collapse surface --ctc-weight 1.0 --name tiny-ctc-surface --out "$OUT/tiny-ctc-surface" &
+wait
 
 # Ship them: the HF files and sidecar (no optimiser state, no logs).
 for name in tiny-ce tiny-ce-ft tiny-ctc tiny-ctc-surface; do
