@@ -12,6 +12,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
+from .records import record_key
+
 DETECTORS: dict[str, Callable[[dict[str, Any]], list["Finding"]]] = {}
 NEEDS_REFERENCE = {"trailing-zero", "repeated-token", "misplaced-char", "shift-artifact"}
 
@@ -323,10 +325,10 @@ def pattern_summary(records: list[dict[str, Any]], hits: list[tuple[dict[str, An
     rows = []
     for p in patterns:
         pool = [r for r in records if p not in NEEDS_REFERENCE or has_reference(r)]
-        ids = {r["id"] for r, f in hits if f.pattern == p}
+        ids = {record_key(r) for r, f in hits if f.pattern == p}
         wrong = [r for r in pool if is_wrong(r)]
-        k = sum(r["id"] in ids for r in pool)
-        kw = sum(r["id"] in ids for r in wrong)
+        k = sum(record_key(r) in ids for r in pool)
+        kw = sum(record_key(r) in ids for r in wrong)
         rows.append({"pattern": p, "n": len(pool), "n_wrong": len(wrong), "records": k,
                      "findings": sum(f.pattern == p for _, f in hits),
                      "rate": round(k / len(pool), 4) if pool else None,

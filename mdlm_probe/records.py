@@ -110,10 +110,15 @@ def iter_done_ids(path: Path | str) -> set[str]:
     return {r["id"] for r in read_records(path)[0]}
 
 
+def record_key(rec: dict[str, Any]) -> tuple[Any, str]:
+    """(checkpoint, id): ids repeat across the checkpoints of one shift run."""
+    return rec.get("ckpt"), rec["id"]
+
+
 def dedupe(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """First record per id (a resumed run never writes duplicates, but merged shards might)."""
+    """First record per (checkpoint, id) (a resumed run never writes duplicates, but merged shards might)."""
     seen = set()
     for r in records:
-        if r["id"] not in seen:
-            seen.add(r["id"])
+        if record_key(r) not in seen:
+            seen.add(record_key(r))
             yield r

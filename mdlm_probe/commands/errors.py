@@ -53,18 +53,24 @@ def errors(
         hits = miners.mine_records(recs, patterns)
         with open(run.dir / "errors.jsonl", "w", encoding="utf-8") as fh:
             for r, f in hits:
-                fh.write(json.dumps({"id": r["id"], "pattern": f.pattern, "start": f.start, "end": f.end,
-                                     "evidence": f.evidence, "details": f.details, "correct": r.get("correct"),
-                                     "verdict": r.get("verdict")}, ensure_ascii=False) + "\n")
-        rows = miners.pattern_summary(recs, hits, patterns)
+                fh.write(json.dumps({"id": r["id"], "ckpt": r.get("ckpt"), "pattern": f.pattern, "start": f.start,
+                                     "end": f.end, "evidence": f.evidence, "details": f.details,
+                                     "correct": r.get("correct"), "verdict": r.get("verdict")},
+                                    ensure_ascii=False) + "\n")
+        # A shift run may hold several checkpoints: one summary row set per checkpoint.
+        ckpts = sorted({str(r.get("ckpt")) for r in recs})
+        groups = [(run.name, recs, hits)] if len(ckpts) <= 1 else [
+            (f"{run.name}/{c}", [r for r in recs if str(r.get("ckpt")) == c],
+             [(r, f) for r, f in hits if str(r.get("ckpt")) == c]) for c in ckpts]
         with open(run.dir / "errors_summary.csv", "w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS)
             w.writeheader()
-            for row in rows:
-                w.writerow({"run": run.name, **row})
-        for row in rows:
-            table.add_row(run.name, row["pattern"], f"{row['records']}/{row['n']}", _pct(row["rate"]),
-                          _pct(row["rate_wrong"]), str(row["findings"]))
+            for label, g_recs, g_hits in groups:
+                rows = miners.pattern_summary(g_recs, g_hits, patterns)
+                for row in rows:
+                    w.writerow({"run": label, **row})
+                    table.add_row(label, row["pattern"], f"{row['records']}/{row['n']}", _pct(row["rate"]),
+                                  _pct(row["rate_wrong"]), str(row["findings"]))
         for r, f in hits:
             if len(examples[f.pattern]) < show:
                 examples[f.pattern].append((run.name, r, f))
