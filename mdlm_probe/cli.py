@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import sys
 from pathlib import Path
 from typing import Any, Callable, List, Optional
@@ -104,16 +103,10 @@ def generate(
 
 
 def read_prompts_file(path: Path) -> list[str]:
-    if not path.is_file():
-        raise BadInput(f"no prompts file {path}")
+    from .records import iter_jsonl
+
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            raise BadInput(f"{path}:{n}: not valid JSON") from None
+    for n, obj in iter_jsonl(path, "prompts file"):
         if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
             raise BadInput(f"{path}:{n}: no 'prompt' string")
         out.append(obj["prompt"])

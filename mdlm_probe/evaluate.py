@@ -451,28 +451,21 @@ def _worker() -> None:
 # ----------------------------------------------------------------------------------------- predictions
 def read_predictions(path: Path, bench: Benchmark, known: dict[str, Sample]) -> dict[str, str]:
     """native id -> completion from a JSONL of {id | native_id | doc_id, completion}."""
-    if not path.is_file():
-        raise BadInput(f"no predictions file {path}")
+    from .records import iter_jsonl
+
     preds: dict[str, str] = {}
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                raise BadInput(f"{path}:{n}: not valid JSON") from None
-            if not isinstance(obj, dict):
-                raise BadInput(f"{path}:{n}: not a JSON object")
-            raw = next((obj[k] for k in ("id", "native_id", "doc_id") if obj.get(k) is not None), None)
-            if raw is None or not isinstance(obj.get("completion"), str):
-                raise BadInput(f"{path}:{n}: needs an 'id' (or 'native_id') and a 'completion' string")
-            nid = str(raw).removeprefix(f"{bench.name}/")
-            if nid not in known:
-                raise BadInput(f"{path}:{n}: id {raw!r} is not in {bench.name} ({bench.data_source()})")
-            if nid in preds:
-                raise BadInput(f"{path}:{n}: id {raw!r} appears twice")
-            preds[nid] = obj["completion"]
+    for n, obj in iter_jsonl(path, "predictions file"):
+        if not isinstance(obj, dict):
+            raise BadInput(f"{path}:{n}: not a JSON object")
+        raw = next((obj[k] for k in ("id", "native_id", "doc_id") if obj.get(k) is not None), None)
+        if raw is None or not isinstance(obj.get("completion"), str):
+            raise BadInput(f"{path}:{n}: needs an 'id' (or 'native_id') and a 'completion' string")
+        nid = str(raw).removeprefix(f"{bench.name}/")
+        if nid not in known:
+            raise BadInput(f"{path}:{n}: id {raw!r} is not in {bench.name} ({bench.data_source()})")
+        if nid in preds:
+            raise BadInput(f"{path}:{n}: id {raw!r} appears twice")
+        preds[nid] = obj["completion"]
     if not preds:
         raise BadInput(f"{path} holds no predictions")
     return preds

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .collapse import collapse_all
+from .errors import BadInput
 
 RECORD_KEYS = (
     "id", "benchmark", "ckpt", "prompt", "prompt_ids", "reference", "reference_answer", "output_ids", "raw_text",
@@ -104,6 +105,24 @@ def read_records(path: Path | str, warn: bool = True) -> tuple[list[dict[str, An
                 continue
             recs.append(rec)
     return recs, bad
+
+
+def iter_jsonl(path: Path | str, what: str, hint: str = ""):
+    """(line number, parsed value) for each non-blank line of an input JSONL file.
+
+    A missing file or a line that is not JSON is bad input (one line naming the file and line);
+    callers check the fields they need. `hint` is appended to the not-JSON message."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"no {what} {path}")
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield n, json.loads(line)
+            except json.JSONDecodeError:
+                raise BadInput(f"{path}:{n}: not valid JSON{hint}") from None
 
 
 def iter_done_ids(path: Path | str) -> set[str]:

@@ -46,10 +46,8 @@ def extract_flexible(text: str) -> str | None:
     return normalize_number(m[-1]) if m else None
 
 
-def score_math(text: str, reference_answer: str | None) -> dict:
-    """Both GSM8K scores plus the scored verdict."""
-    ref = normalize_number(reference_answer)
-    strict, flex = extract_strict(text), extract_flexible(text)
+def verdict_fields(strict: str | None, flex: str | None, ref: str | None) -> dict:
+    """Record fields from a strict and a flexible extraction: strict when it found an answer, else flexible."""
     extracted = strict if strict is not None else flex
     correct = None if ref is None else (extracted is not None and extracted == ref)
     verdict = "no_answer" if extracted is None else ("correct" if correct else "wrong")
@@ -63,6 +61,13 @@ def score_math(text: str, reference_answer: str | None) -> dict:
             "strict_found": strict is not None,
         },
     }
+
+
+def score_math(text: str, reference_answer: str | None) -> dict:
+    """Both GSM8K scores plus the scored verdict."""
+    ref = normalize_number(reference_answer)
+    strict, flex = extract_strict(text), extract_flexible(text)
+    return verdict_fields(strict, flex, ref)
 
 
 # ----------------------------------------------------------------------------------------- stop strings
@@ -102,16 +107,4 @@ def score_choice(text: str, reference_letter: str | None) -> dict:
     """GPQA-style scoring: the letter chosen vs the (shuffled) correct letter."""
     ref = reference_letter.strip("() ").upper() if reference_letter else None
     strict, flex = extract_choice_strict(text), extract_choice_flexible(text)
-    extracted = strict if strict is not None else flex
-    correct = None if ref is None else (extracted is not None and extracted == ref)
-    verdict = "no_answer" if extracted is None else ("correct" if correct else "wrong")
-    return {
-        "extracted": extracted,
-        "correct": correct,
-        "verdict": verdict,
-        "scores": {
-            "strict": None if ref is None else strict == ref,
-            "flexible": None if ref is None else flex == ref,
-            "strict_found": strict is not None,
-        },
-    }
+    return verdict_fields(strict, flex, ref)

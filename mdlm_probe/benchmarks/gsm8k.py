@@ -10,11 +10,11 @@ Data: `--data-file` of the original jsonl (`question`, `answer` ending in `#### 
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from ..errors import BadInput
+from ..records import iter_jsonl
 from ..scoring import cut_at_stops, score_math
 from . import Benchmark, Sample, register
 
@@ -32,23 +32,14 @@ def final_answer(solution: str) -> str | None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise BadInput(f"no data file {path}")
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                raise BadInput(f"{path}:{n}: not valid JSON (expected GSM8K jsonl with 'question' and 'answer')") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("question"), str) \
-                    or not isinstance(obj.get("answer"), str):
-                raise BadInput(f"{path}:{n}: no 'question' and 'answer' strings")
-            if final_answer(obj["answer"]) is None:
-                raise BadInput(f"{path}:{n}: the answer has no final '#### N' line")
-            rows.append(obj)
+    for n, obj in iter_jsonl(path, "data file", " (expected GSM8K jsonl with 'question' and 'answer')"):
+        if not isinstance(obj, dict) or not isinstance(obj.get("question"), str) \
+                or not isinstance(obj.get("answer"), str):
+            raise BadInput(f"{path}:{n}: no 'question' and 'answer' strings")
+        if final_answer(obj["answer"]) is None:
+            raise BadInput(f"{path}:{n}: the answer has no final '#### N' line")
+        rows.append(obj)
     if not rows:
         raise BadInput(f"{path} holds no GSM8K problems")
     return rows
