@@ -1,7 +1,8 @@
 """Sampler speed: tokens/s, NFE and the share of wall time spent outside the model's forward passes.
 
 For batch 1 and 8, and for the default sampler, threshold (Fast-dLLM parallel) decoding and, where the
-adapter supports it, the prefix KV cache. Forward passes are timed by wrapping the model's `__call__`,
+adapter supports it, the prefix and dual block KV caches with and without the threshold. Every repeat
+runs each (mode, batch) once, in turn, and the table reports medians. Forward passes are timed by wrapping the model's `__call__`,
 `forward_prefix` and `forward_cached` (with a CUDA sync on each side), so "outside" is everything the
 sampler itself does: remasking rules, top-k, bookkeeping, hooks, decoding of records.
 
@@ -13,8 +14,11 @@ sampler itself does: remasking rules, top-k, bookkeeping, hooks, decoding of rec
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -114,8 +118,10 @@ def run(model, mode: dict, batch: int, args) -> dict:
     if model.device.type == "cuda":
         torch.cuda.synchronize()
     wall = time.perf_counter() - t
-    return {"tokens_s": batch * args.gen_length / wall, "nfe": recs[0]["nfe"], "wall": wall,
-            "outside": 1.0 - timed.seconds / wall}
+    tokens = batch * args.gen_length
+    # "floor": tokens/s if the sampler cost nothing outside the model's forwards
+    return {"tokens_s": tokens / wall, "floor_tokens_s": tokens / timed.seconds, "nfe": recs[0]["nfe"],
+            "wall": wall, "outside": 1.0 - timed.seconds / wall}
 
 
 def main(argv=None) -> int:
@@ -131,6 +137,10 @@ def main(argv=None) -> int:
     ap.add_argument("--prompt-len", type=int, default=32)
     ap.add_argument("--threshold", type=float, default=0.9, help="confidence threshold of the threshold mode")
     ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--no-cache-modes", dest="cache_modes", action="store_false", help="skip the KV-cache modes")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per (mode, batch), alternating; medians reported")
+    ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
     try:
         return bench(args)
@@ -142,6 +152,8 @@ def main(argv=None) -> int:
 def bench(args) -> int:
     from mdlm_probe.adapters import load_model
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BadInput(f"--device {device}: no CUDA GPU is visible")
@@ -154,23 +166,45 @@ def bench(args) -> int:
         model = load_model(args.ckpt, adapter=args.adapter, device=device, dtype=args.dtype)
         name = f"{args.ckpt} ({model.adapter_name}, {model.dtype})".replace("torch.", "")
     modes = {"default": {}, f"threshold {args.threshold}": {"threshold": args.threshold}}
-    if getattr(model, "supports_cache", False):
-        modes["cache prefix"] = {"cache": "prefix"}
-        modes[f"threshold {args.threshold} + cache prefix"] = {"threshold": args.threshold, "cache": "prefix"}
     batches = [int(b) for b in args.batches.split(",")]
+    if args.cache_modes:
+        modes.update(cache_modes(model, args.threshold))
 
     run(model, {}, 1, args)  # warm-up: allocator, kernels, lazy imports
     dev_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
+    # Alternate: every repeat runs each (mode, batch) once, so drift on a shared machine hits all alike.
+    runs: dict[tuple[str, int], list[dict]] = {(m, b): [] for m in modes for b in batches}
+    for _ in range(args.repeats):
+        for m, mode in modes.items():
+            for b in batches:
+                runs[(m, b)].append(run(model, mode, b, args))
+    med = {key: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for key, rs in runs.items()}
     print(f"# {name} on {dev_name}; prompt {args.prompt_len} tokens, gen-length {args.gen_length}, "
-          f"block-length {args.block_length or args.gen_length}, steps {args.steps or args.gen_length}")
-    print("| mode | batch | tokens/s | NFE | wall s | outside forwards |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for mode_name, mode in modes.items():
-        for b in batches:
-            r = run(model, mode, b, args)
-            print(f"| {mode_name} | {b} | {r['tokens_s']:.1f} | {r['nfe']} | {r['wall']:.2f} | {100 * r['outside']:.1f}% |",
-                  flush=True)
+          f"block-length {args.block_length or args.gen_length}, steps {args.steps or args.gen_length}; "
+          f"medians of {args.repeats} alternating runs")
+    print("| mode | batch | tokens/s | vs default | forward floor tokens/s | NFE | wall s | outside forwards |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for (m, b), r in med.items():
+        print(f"| {m} | {b} | {r['tokens_s']:.1f} | {r['tokens_s'] / med[('default', b)]['tokens_s']:.2f}x | "
+              f"{r['floor_tokens_s']:.1f} | {r['nfe']:.0f} | {r['wall']:.2f} | {100 * r['outside']:.1f}% |")
+    if len(batches) > 1:
+        lo, hi = min(batches), max(batches)
+        print(f"\nbatch scaling (tokens/s at batch {hi} over batch {lo}): "
+              + ", ".join(f"{m} {med[(m, hi)]['tokens_s'] / med[(m, lo)]['tokens_s']:.2f}x" for m in modes))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"model": name, "device": dev_name, "args": {k: str(v) for k, v in vars(args).items()},
+                                         "rows": [{"mode": m, "batch": b, **r} for (m, b), r in med.items()]},
+                                        indent=2) + "\n")
     return 0
+
+
+def cache_modes(model, threshold: float) -> dict[str, dict]:
+    if not getattr(model, "supports_cache", False):
+        return {}
+    return {"cache prefix": {"cache": "prefix"}, "cache dual": {"cache": "dual"},
+            f"threshold {threshold} + cache prefix": {"threshold": threshold, "cache": "prefix"},
+            f"threshold {threshold} + cache dual": {"threshold": threshold, "cache": "dual"}}
 
 
 if __name__ == "__main__":

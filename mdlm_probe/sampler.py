@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from .errors import BadInput
 
 NEG_INF = float("-inf")
+CACHES = ("none", "prefix", "dual")
 
 
 # ----------------------------------------------------------------------------------------- settings
@@ -29,8 +30,9 @@ class SamplerConfig:
     temperature: float = 0.0
     cfg_scale: float = 0.0
     remasking: str = "low_confidence"
-    threshold: float | None = None  # Fast-dLLM parallel decoding: commit every proposal above this
-    cache: str = "none"  # none | prefix (KV cache of the prompt and finished blocks)
+    threshold: float | None = None  # Fast-dLLM parallel decoding: commit every proposal at or above this
+    cache: str = "none"  # none | prefix (keys/values before the block) | dual (before and after the block)
+    cache_refresh: int = 0  # with a cache: full forward every N steps within a block (0 = at block starts only)
     seed: int = 0
     batch_size: int = 16
     collapse: str | None = None  # which collapse map is scored; None = the checkpoint's
@@ -52,10 +54,12 @@ class SamplerConfig:
             raise BadInput(f"unknown remasking {self.remasking!r}; expected one of {', '.join(REMASKING)}")
         if self.temperature < 0 or self.cfg_scale < 0:
             raise BadInput("temperature and cfg-scale must be >= 0")
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise BadInput(f"threshold {self.threshold} is not in [0, 1]")
-        if self.cache not in ("none", "prefix"):
-            raise BadInput(f"unknown cache {self.cache!r}; expected none or prefix")
+        if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
+            raise BadInput(f"threshold {self.threshold} is not in (0, 1]")
+        if self.cache not in CACHES:
+            raise BadInput(f"unknown cache {self.cache!r}; expected one of {', '.join(CACHES)}")
+        if self.cache_refresh < 0:
+            raise BadInput(f"cache-refresh {self.cache_refresh} is negative (0 = refresh at block starts only)")
         if self.collapse not in (None, "surface", "ctc"):
             raise BadInput(f"unknown collapse {self.collapse!r}; expected surface or ctc")
         return self
@@ -190,15 +194,18 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
     step = 0
     rows = torch.arange(B, device=dev)
 
-    use_cache = cfg.cache == "prefix"
+    use_cache, dual = cfg.cache != "none", cfg.cache == "dual"
     if use_cache and not getattr(model, "supports_cache", False):
-        raise BadInput(f"--cache prefix needs an adapter with KV cache support; "
+        raise BadInput(f"--cache {cfg.cache} needs an adapter with KV cache support; "
                        f"{getattr(model, 'adapter_name', type(model).__name__)!r} has none (use --cache none)")
-    kv = None  # prefix cache: (per-layer keys/values, prefix length, prefix tokens it was built from, logits)
+    kv: dict[str, Any] | None = None  # the block cache: what it holds, where, built from which tokens, its age
 
-    def forward(x_in, start):
-        """One forward pass -> logits (B, L, V). With the prefix cache, positions < `start` (the current
-        block's first position) come from a cache built by the block's first, full forward (Fast-dLLM)."""
+    def forward(x_in, start, end):
+        """One forward pass -> logits (B, L, V) for the block [start, end). With a cache (Fast-dLLM), a full
+        forward at the block's first step stores the keys/values before the block (prefix) and, for `dual`,
+        after it; later steps run the model on the block and what follows it (prefix) or the block alone
+        (dual). Rows outside what was run keep the full forward's logits: they are committed or in later
+        blocks, so never chosen."""
         nonlocal nfe, tokens_forwarded, kv
         xx, am = x_in, attention_mask
         if cfg.cfg_scale > 0:
@@ -209,16 +216,21 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
         if not use_cache:
             both = model(xx, attention_mask=am)
             tokens_forwarded += xx.numel()
-        elif kv is None or kv[1] != start or not torch.equal(kv[2], xx[:, :start]):
-            # A new block, or a hook changed the prefix: full forward, refresh the cache.
-            both, cache = model.forward_prefix(xx, am, start)
-            kv = (cache, start, xx[:, :start].clone(), both)
-            tokens_forwarded += xx.numel()
         else:
-            part = model.forward_cached(xx, am, kv[0], start)  # (B', L - start, V)
-            both = kv[3].clone()  # prefix rows keep the block-start logits (committed there, never chosen)
-            both[:, start:] = part
-            tokens_forwarded += xx[:, start:].numel()
+            suffix = end if dual else None
+            cached = torch.cat([xx[:, :start], xx[:, end:]], 1) if dual else xx[:, :start]
+            stale = (kv is None or kv["start"] != start or not torch.equal(kv["tokens"], cached)
+                     or (cfg.cache_refresh > 0 and kv["age"] >= cfg.cache_refresh))
+            if stale:  # a new block, a refresh due, or a hook edited cached positions: full forward
+                both, cache = model.forward_prefix(xx, am, start, suffix)
+                kv = {"cache": cache, "start": start, "tokens": cached.clone(), "logits": both, "age": 1}
+                tokens_forwarded += xx.numel()
+            else:
+                part = model.forward_cached(xx, am, kv["cache"], start, suffix)  # (B', stop - start, V)
+                both = kv["logits"].clone()
+                both[:, start:start + part.shape[1]] = part
+                kv["age"] += 1
+                tokens_forwarded += part.shape[0] * part.shape[1]
         nfe += 1
         if cfg.cfg_scale > 0:
             cond, un = torch.chunk(both, 2, dim=0)
@@ -240,7 +252,7 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
                 # model never proposes it); masks a hook reopened are covered by the recomputed plan.
                 break
             mask_index = x == mask_id  # (B, L)
-            logits = forward(x, P + b * bl)  # (B, L, V)
+            logits = forward(x, end - bl, end)  # (B, L, V)
             if cfg.threshold is not None:
                 logits[:, :, mask_id] = NEG_INF  # no step plan to end on: never propose [MASK], so blocks finish
             if cfg.logits_eos_inf and eos is not None:
@@ -259,8 +271,8 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
             x0 = torch.where(mask_index, x0, x)
             conf = torch.where(mask_index, conf, torch.tensor(NEG_INF, dtype=conf.dtype, device=dev))
             if cfg.threshold is not None:
-                # Commit every proposal above the threshold, at least the best one.
-                k_row = ((conf > cfg.threshold).sum(1)).clamp(min=1).minimum(open_)
+                # Commit every proposal at or above the threshold, and at least the best one.
+                k_row = ((conf >= cfg.threshold).sum(1)).clamp(min=1).minimum(open_)
             else:
                 k_row = schedule[:, i].minimum(open_)
             transfer = torch.zeros_like(x0, dtype=torch.bool)

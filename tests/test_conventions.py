@@ -149,6 +149,6 @@ def test_sampler_options_are_sampler_config_fields():
     from mdlm_probe.sampler import SamplerConfig
 
     expected = ["gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking", "threshold", "cache",
-                "seed", "batch_size", "collapse"]
+                "cache_refresh", "seed", "batch_size", "collapse"]
     assert list(SAMPLER_OPTIONS) == expected
     assert set(expected) <= {f.name for f in fields(SamplerConfig)}

@@ -1,5 +1,5 @@
 """The diffusion sampler: LLaDA parity (golden ids), schedule, batch independence, seeds, hooks, threshold,
-prefix cache, collapse maps, bad settings.
+block caches (prefix, dual), collapse maps, bad settings.
 
 All decoding here runs tiny-random in float64 (random weights give near-flat logits, so confidences are
 close and any deviation from the reference's arithmetic changes which positions commit).
@@ -184,13 +184,63 @@ def test_hook_that_reopens_after_the_last_step_of_a_block_adds_a_step(m64):
 
 
 # ----------------------------------------------------------------------------------------- threshold
-@pytest.mark.parametrize("threshold,nfe", [(1.0, 8), (0.0, 2)])
+class Scripted:
+    """A 'model' whose logits are scripted per forward call: (G, V) probability tables for the response.
+
+    Vocabulary: 0 = [MASK], 1..V-1 tokens. The prompt rows get flat logits (never read).
+    """
+
+    mask_id, eos_id, device = 0, None, torch.device("cpu")
+
+    def __init__(self, tables):
+        self.tables, self.calls = [torch.tensor(t, dtype=torch.float32) for t in tables], 0
+
+    def __call__(self, x, attention_mask=None):
+        G = self.tables[0].shape[0]
+        table = self.tables[min(self.calls, len(self.tables) - 1)]
+        self.calls += 1
+        logits = torch.zeros(x.shape[0], x.shape[1], table.shape[1])
+        logits[:, -G:] = table.log()
+        return logits
+
+    @staticmethod
+    def row(token: int, p: float, V: int = 5) -> list[float]:
+        """A distribution whose argmax is `token` with probability `p` (the rest spread over the others)."""
+        rest = (1 - p) / (V - 2)
+        return [0.0 if v == 0 else (p if v == token else rest) for v in range(V)]
+
+
+def test_threshold_commits_confident_positions_and_at_least_one_on_scripted_logits():
+    R = Scripted.row
+    step0 = [R(1, 0.9), R(2, 0.3), R(3, 0.6), R(4, 0.2)]
+    step1 = [R(1, 0.9), R(2, 0.3), R(3, 0.6), R(4, 0.35)]  # nothing open reaches it: the best one commits
+    step2 = [R(1, 0.9), R(2, 0.3), R(3, 0.6), R(4, 0.35)]
+    model = Scripted([step0, step1, step2])
+    conf_2 = float(torch.softmax(torch.tensor(step0[2]).log(), -1)[3])  # position 2's confidence, exactly
+    cfg = SamplerConfig(gen_length=4, steps=4, block_length=4, threshold=conf_2)
+    out = diffuse(model, torch.tensor([[1]]), None, cfg)
+    assert out.commit_step[0].tolist() == [0, 2, 0, 1]  # step 0: 0.9 and exactly tau; then one per step
+    assert out.x[0, 1:].tolist() == [1, 2, 3, 4]
+    assert out.nfe == model.calls == 3
+
+
+def test_threshold_never_commits_past_the_current_block():
+    R = Scripted.row
+    table = [R(1, 0.5), R(2, 0.4), R(3, 0.99), R(4, 0.99)]  # the confident ones are in block 1
+    model = Scripted([table])
+    out = diffuse(model, torch.tensor([[1]]), None, SamplerConfig(gen_length=4, steps=4, block_length=2, threshold=0.45))
+    assert out.commit_step[0].tolist() == [0, 1, 2, 2]
+    assert out.block_of[0].tolist() == [0, 0, 1, 1]
+    assert out.nfe == 3
+
+
+@pytest.mark.parametrize("threshold,nfe", [(1.0, 8), (1e-9, 2)])
 def test_threshold_commits_at_least_one_token_and_finishes(m64, threshold, nfe):
     cfg = cfg_of(gen_length=8, steps=4, block_length=4, threshold=threshold)
     ids, am = canvas(m64, PROMPTS)
     out = diffuse(m64, ids, am, cfg)
     assert not bool((out.x == m64.mask_id).any())
-    # nothing exceeds 1.0: one token per step; everything exceeds 0.0: a block per step
+    # (almost) nothing reaches 1.0: one token per step; everything reaches 1e-9: a block per step
     assert out.nfe == nfe
     for row in out.commit_step.tolist():
         assert set(range(nfe)) == set(row)  # every step committed >= 1 token in every row
@@ -205,10 +255,10 @@ def test_threshold_commits_exactly_the_confident_proposals(m64):
         c = conf[steps == s]
         assert len(c) >= 1
         if len(c) > 1:
-            assert bool((c > 0.02).all())
+            assert bool((c >= 0.02).all())
 
 
-# ----------------------------------------------------------------------------------------- prefix cache
+# ----------------------------------------------------------------------------------------- block caches
 def test_forward_cached_equals_the_full_forward_after_the_prefix(m64):
     ids, am = canvas(m64, PROMPTS)
     x = torch.cat([ids, torch.full((3, 8), m64.mask_id)], 1)
@@ -223,43 +273,121 @@ def test_forward_cached_equals_the_full_forward_after_the_prefix(m64):
     assert torch.allclose(m64.forward_cached(x, am, cache, start), part, atol=0, rtol=0)  # cache not consumed
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(cfg_scale=1.0), dict(temperature=1.0, seed=2)])
-def test_prefix_cache_with_one_step_per_block_equals_uncached(m64, kw):
-    cfg = cfg_of(gen_length=8, steps=4, block_length=2, **kw)  # every step starts a block: full forwards
+def test_dual_cache_forward_equals_the_full_forward_on_the_block(m64):
+    """Prefix and suffix cached, block recomputed: exact while the canvas is what the cache was built from,
+    including left padding (the mask is reordered to the cache's key order)."""
+    ids, am = canvas(m64, PROMPTS)
+    P = ids.shape[1]
+    x = torch.cat([ids, torch.full((3, 12), m64.mask_id)], 1)
+    x[:, P:P + 3] = torch.tensor([20, 21, 22])  # a committed block before the current one
+    am = torch.cat([am, torch.ones(3, 12, dtype=am.dtype)], 1)
+    full = m64(x, attention_mask=am)
+    start, end = P + 4, P + 8
+    logits, cache = m64.forward_prefix(x, am, start, end)
+    assert torch.equal(logits, full)
+    keys = cache[0][0]
+    assert keys.shape[-2] == start + (x.shape[1] - end)  # prefix and suffix, not the block
+    part = m64.forward_cached(x, am, cache, start, end)
+    assert part.shape == (3, end - start, full.shape[-1])
+    assert torch.allclose(part, full[:, start:end], atol=1e-10, rtol=0)
+    # and the stored keys are the full forward's keys at those positions, taken at that moment
+    from transformers import DynamicCache
+
+    ref = m64.module(input_ids=x, attention_mask=am, position_ids=(am.cumsum(-1) - 1).clamp(min=0),
+                     cache=DynamicCache(config=m64.module.config), use_cache=True).cache.layers[0].keys
+    assert torch.equal(keys, torch.cat([ref[..., :start, :], ref[..., end:, :]], -2))
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+@pytest.mark.parametrize("kw", [dict(), dict(cfg_scale=1.0), dict(temperature=1.0, seed=2), dict(threshold=0.02)])
+def test_cache_refreshed_every_step_equals_exact_mode(m64, cache, kw):
+    cfg = cfg_of(gen_length=8, steps=8, block_length=4, **kw)  # 4 steps per block
     a = generate(m64, PROMPTS, cfg)
-    b = generate(m64, PROMPTS, SamplerConfig(**{**cfg.to_dict(), "cache": "prefix"}))
+    b = generate(m64, PROMPTS, SamplerConfig(**{**cfg.to_dict(), "cache": cache, "cache_refresh": 1}))
     assert [r["output_ids"] for r in a] == [r["output_ids"] for r in b]
     assert [r["trajectory"] for r in a] == [r["trajectory"] for r in b]
     assert [(r["nfe"], r["tokens_forwarded"]) for r in a] == [(r["nfe"], r["tokens_forwarded"]) for r in b]
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(cfg_scale=1.0), dict(threshold=0.02)])
-def test_prefix_cache_runs_and_forwards_fewer_tokens(m64, kw):
-    cfg = cfg_of(gen_length=8, steps=8, block_length=4, **kw)
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_cache_with_one_step_per_block_equals_uncached(m64, cache):
+    cfg = cfg_of(gen_length=8, steps=4, block_length=2)  # every step starts a block: full forwards only
     a = generate(m64, PROMPTS, cfg)
-    b = generate(m64, PROMPTS, SamplerConfig(**{**cfg.to_dict(), "cache": "prefix"}))
-    for ra, rb in zip(a, b):
-        assert m64.mask_id not in rb["output_ids"]
-        assert rb["tokens_forwarded"] < ra["tokens_forwarded"]
+    b = generate(m64, PROMPTS, SamplerConfig(**{**cfg.to_dict(), "cache": cache}))
+    assert [r["output_ids"] for r in a] == [r["output_ids"] for r in b]
+    assert [r["trajectory"] for r in a] == [r["trajectory"] for r in b]
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(cfg_scale=1.0), dict(threshold=0.02)])
+def test_caches_run_and_forward_fewer_tokens(m64, kw):
+    cfg = cfg_of(gen_length=12, steps=12, block_length=4, **kw)
+    runs = {c: generate(m64, PROMPTS, SamplerConfig(**{**cfg.to_dict(), "cache": c})) for c in ("none", "prefix", "dual")}
+    G = 12
+    for i in range(len(PROMPTS)):
+        none, prefix, dual = (runs[c][i] for c in ("none", "prefix", "dual"))
+        for r in (prefix, dual):
+            assert m64.mask_id not in r["output_ids"]
+            traj = r["trajectory"]  # every position committed once, in its own block, steps in order
+            assert sorted(set(traj["block"])) == [0, 1, 2] and traj["block"] == [j // 4 for j in range(G)]
+            assert all(0 <= s < r["nfe"] for s in traj["commit_step"])
+            assert max(traj["commit_step"][:4]) < min(traj["commit_step"][4:8])
+        assert dual["tokens_forwarded"] < prefix["tokens_forwarded"] < none["tokens_forwarded"]
         if "threshold" not in kw:
-            assert rb["nfe"] == ra["nfe"] == 8
+            assert none["nfe"] == prefix["nfe"] == dual["nfe"] == 12
 
 
-def test_prefix_cache_refreshes_when_a_hook_edits_the_prefix(m64):
-    cfg = cfg_of(gen_length=8, steps=8, block_length=4, cache="prefix")
+def test_cache_refresh_every_n_steps_does_full_forwards_on_schedule(m64):
+    ids, am = canvas(m64, PROMPTS[:1])
+    calls = []
+
+    class Spy:
+        def __getattr__(self, name):
+            attr = getattr(m64, name)
+            if name in ("forward_prefix", "forward_cached"):
+                return lambda *a, **k: (calls.append(name), attr(*a, **k))[1]
+            return attr
+
+    diffuse(Spy(), ids, am, cfg_of(gen_length=8, steps=8, block_length=4, cache="dual", cache_refresh=2))
+    full, part = "forward_prefix", "forward_cached"
+    assert calls == [full, part, full, part] * 2  # 4 steps per block, refreshed every 2
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_cache_refreshes_when_a_hook_edits_cached_positions(m64, cache):
+    cfg = cfg_of(gen_length=8, steps=8, block_length=4, cache=cache)
     ids, am = canvas(m64, PROMPTS[:1])
     out = diffuse(m64, ids, am, cfg, hooks=[reopen_hook(5, 1)])  # block 1 running: reopen a block-0 position
     assert not bool((out.x == m64.mask_id).any())
     assert int(out.commit_step[0, 1]) >= 6
 
 
-def test_prefix_cache_needs_an_adapter_with_cache_support(m64):
+def test_dual_cache_refreshes_when_a_hook_edits_the_suffix(m64):
+    ids, am = canvas(m64, PROMPTS[:1])
+    calls = []
+
+    class Spy:
+        def __getattr__(self, name):
+            attr = getattr(m64, name)
+            if name == "forward_prefix":
+                return lambda *a, **k: (calls.append(name), attr(*a, **k))[1]
+            return attr
+
+    def put_token_in_block_1(st):
+        if st.step == 1:
+            st.x[:, st.prompt_len + 6] = 20  # a later block's position, inside the dual cache's suffix
+
+    diffuse(Spy(), ids, am, cfg_of(gen_length=8, steps=8, block_length=4, cache="dual"), hooks=[put_token_in_block_1])
+    assert len(calls) == 3  # block 0 start, the refresh after the edit, block 1 start
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_cache_needs_an_adapter_with_cache_support(m64, cache):
     from mdlm_probe.adapters import MaskedDiffusionModel
 
     plain = MaskedDiffusionModel(module=m64.module, tokenizer=m64.tokenizer, mask_id=m64.mask_id, eos_id=m64.eos_id)
     ids, am = canvas(m64, PROMPTS[:1])
-    with pytest.raises(BadInput, match="cache"):
-        diffuse(plain, ids, am, cfg_of(cache="prefix"))
+    with pytest.raises(BadInput, match=f"--cache {cache} needs an adapter"):
+        diffuse(plain, ids, am, cfg_of(cache=cache))
     assert diffuse(plain, ids, am, cfg_of()).nfe == 8  # the uncached path works with the bare interface
 
 
@@ -297,6 +425,8 @@ def test_collapse_maps_on_text(m64):
     (dict(remasking="nope"), "remasking"),
     (dict(temperature=-1.0), "temperature"),
     (dict(threshold=1.5), "threshold"),
+    (dict(threshold=0.0), "threshold"),
+    (dict(cache_refresh=-1), "cache-refresh"),
     (dict(cache="full"), "cache"),
     (dict(collapse="both"), "collapse"),
     (dict(steps=0), "positive"),
@@ -326,6 +456,7 @@ def test_prompt_too_long_is_bad_input(m64):
     (["--remasking", "nope"], "remasking"),
     (["--threshold", "2"], "threshold"),
     (["--cache", "full"], "cache"),
+    (["--threshold", "0"], "threshold"),
     (["--steps", "3", "--gen-length", "8", "--block-length", "4"], "steps"),
 ])
 def test_cli_bad_sampler_settings_exit_2_with_one_line(capsys, args, word):

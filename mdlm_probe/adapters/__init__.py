@@ -55,18 +55,19 @@ class MaskedDiffusionModel:
         # Dispatch through `forward` so a subclass's override (shift, position ids) is what callers get.
         return self.forward(*args, **kwargs)
 
-    # ---- optional: a prefix KV cache (the sampler's `cache="prefix"`) ---------------------------
+    # ---- optional: block KV caches (the sampler's `cache="prefix"` and `cache="dual"`) ----------
     supports_cache = False  # adapters that implement the two methods below set this True
 
-    def forward_prefix(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, prefix_len: int):
-        """Full forward -> (logits (B, L, V), cache of positions [0, prefix_len)). The cache is opaque."""
+    def forward_prefix(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, prefix_len: int,
+                       suffix_start: int | None = None):
+        """Full forward -> (logits (B, L, V), cache). The cache (opaque) holds positions [0, prefix_len), and
+        with `suffix_start` also [suffix_start, L) (the dual cache)."""
         raise BadInput(f"adapter {self.adapter_name!r} has no KV cache support; use --cache none")
 
     def forward_cached(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, cache: Any,
-                       prefix_len: int) -> torch.Tensor:
-        """Positions [prefix_len, L) of ids (B, L), reusing `cache` (left unchanged) -> logits (B, L - prefix_len, V).
-
-        `attention_mask` (B, L) or None covers the whole canvas, prefix included.
+                       prefix_len: int, suffix_start: int | None = None) -> torch.Tensor:
+        """Positions [prefix_len, end) of ids (B, L), end = suffix_start or L, reusing `cache` (left unchanged)
+        -> logits (B, end - prefix_len, V). `attention_mask` (B, L) or None covers the whole canvas.
         """
         raise BadInput(f"adapter {self.adapter_name!r} has no KV cache support; use --cache none")
 

@@ -37,7 +37,7 @@ class LocalModel(MaskedDiffusionModel):
             pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         return self.module(input_ids=ids, attention_mask=attention_mask, position_ids=pos).logits
 
-    # ---- prefix KV cache (sampler cache="prefix") ----------------------------------------------
+    # ---- block KV caches (sampler cache="prefix" | "dual") ----------------------------------------------
     @property
     def supports_cache(self) -> bool:
         """Exact for the built-in Gemma3 layout: bidirectional, every layer full attention over the canvas."""
@@ -56,7 +56,7 @@ class LocalModel(MaskedDiffusionModel):
             return torch.arange(L, device=device)[None].expand(B, L)
         return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
-    def forward_prefix(self, ids, attention_mask, prefix_len):
+    def forward_prefix(self, ids, attention_mask, prefix_len, suffix_start=None):
         from transformers import DynamicCache
 
         self._check_cache()
@@ -64,18 +64,29 @@ class LocalModel(MaskedDiffusionModel):
         pos = self._positions(attention_mask, B, L, ids.device)
         out = self.module(input_ids=ids, attention_mask=attention_mask, position_ids=pos,
                           cache=DynamicCache(config=self.module.config), use_cache=True)
-        # Keep only the prefix's keys/values, per layer: (B, heads, prefix_len, head_dim) each.
-        kv = [(layer.keys[..., :prefix_len, :], layer.values[..., :prefix_len, :]) for layer in out.cache.layers]
+        # Keep the prefix's keys/values (and the suffix's, for the dual cache), per layer: (B, heads, n, head_dim).
+        # Keys carry RoPE already, and bidirectional attention ignores key order, so prefix and suffix can be
+        # stored side by side and the block appended after them.
+        def keep(t):
+            if suffix_start is None:
+                return t[..., :prefix_len, :]
+            return torch.cat([t[..., :prefix_len, :], t[..., suffix_start:, :]], dim=-2)
+
+        kv = [(keep(layer.keys), keep(layer.values)) for layer in out.cache.layers]
         return out.logits, kv
 
-    def forward_cached(self, ids, attention_mask, cache, prefix_len):
+    def forward_cached(self, ids, attention_mask, cache, prefix_len, suffix_start=None):
         from transformers import DynamicCache
 
         self._check_cache()
         B, L = ids.shape
-        pos = self._positions(attention_mask, B, L, ids.device)[:, prefix_len:]
-        # A fresh cache object per call (filled with the stored prefix) so the forward's appends never leak.
-        # The 2-D mask spans prefix + suffix; bidirectional attention lets the suffix see all of it.
-        out = self.module(input_ids=ids[:, prefix_len:], attention_mask=attention_mask, position_ids=pos,
+        end = L if suffix_start is None else suffix_start
+        pos = self._positions(attention_mask, B, L, ids.device)[:, prefix_len:end]
+        am = attention_mask
+        if am is not None and suffix_start is not None:  # the mask in the cache's key order: prefix, suffix, block
+            am = torch.cat([am[:, :prefix_len], am[:, suffix_start:], am[:, prefix_len:suffix_start]], dim=-1)
+        # A fresh cache object per call (filled with the stored keys) so the forward's appends never leak.
+        # The 2-D mask spans cache + new positions; bidirectional attention lets the new ones see all of it.
+        out = self.module(input_ids=ids[:, prefix_len:end], attention_mask=am, position_ids=pos,
                           cache=DynamicCache(ddp_cache_data=cache), use_cache=True)
         return out.logits
