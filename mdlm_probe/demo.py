@@ -36,11 +36,13 @@ class DemoConfig:
     ats: Sequence[float] = (0.25, 0.75)
     sampler: dict[str, Any] = field(default_factory=dict)  # overrides (e.g. gen_length for tests)
     gsm8k_file: Path | None = None  # None: look for ../shared/data/gsm8k/test.jsonl
+    num_processes: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))  # shift sweep workers
 
     @classmethod
     def quick(cls, **kw: Any) -> "DemoConfig":
         """A minute or two on 2 CPU cores: a handful of problems, one point in time."""
-        return cls(**{"n_eval": 16, "n_shift": 8, "n_gsm8k": 0, "fractions": (0.0, 0.05), "ats": (0.5,), **kw})
+        return cls(**{"n_eval": 16, "n_shift": 8, "n_gsm8k": 0, "fractions": (0.0, 0.05), "ats": (0.5,),
+                      "num_processes": 1, **kw})
 
 
 def find_gsm8k() -> Path | None:
@@ -183,7 +185,18 @@ def _shift(ckpts: list[str], out: Path, cfg: DemoConfig, model, log) -> list[dic
         "grid": grid.to_dict(), "settings": [s.setting for s in grid.specs()],
     }
     out = prepare_run_dir(out, config, outputs=lib.OUTPUTS)
-    lib.run_sweep(ckpts, bench, samples, cfgs, grid, out, load=model, log=lambda s: log("    " + s))
+    # The eval step decoded the same problems with the same settings: its records are the clean run.
+    clean = {c: {"dir": str(out.parent / "eval" / f"synthetic-{_slug(c)}"), "hash": checkpoint_hash(paths[c])}
+             for c in ckpts}
+    if cfg.num_processes > 1:
+        job = {"ckpts": ckpts, "benchmark": bench.name, "data_file": None, "n": len(samples),
+               "cfgs": {c: cfgs[c].to_dict() for c in ckpts}, "grid": grid.to_dict(), "num_fewshot": 0,
+               "chat": False, "adapter": None, "device": None, "dtype": None, "clean_from": clean}
+        lib.run_sweep_parallel(cfg.num_processes, job, out, log=lambda s: log("    " + s))
+    else:
+        reuse = {c: lib.reusable_clean(v["dir"], v["hash"], cfgs[c], bench.name, 0, False) for c, v in clean.items()}
+        lib.run_sweep(ckpts, bench, samples, cfgs, grid, out, load=model, log=lambda s: log("    " + s),
+                      clean_from=reuse)
     recs = read_records(out / lib.SHIFT_FILE)[0]
     rows = lib.summarize(recs, grid)
     lib.write_summary_csv(rows, out / lib.SUMMARY_FILE)

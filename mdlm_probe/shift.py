@@ -24,7 +24,7 @@ from .stats import paired_bootstrap
 
 SHIFT_FILE, SUMMARY_FILE = "shift.jsonl", "shift_summary.csv"
 ACC_PNG, HEATMAP_PNG = "shift_accuracy.png", "shift_drop_heatmap.png"
-OUTPUTS = (SHIFT_FILE, SUMMARY_FILE, ACC_PNG, HEATMAP_PNG, "judge.jsonl")
+OUTPUTS = (SHIFT_FILE, SUMMARY_FILE, ACC_PNG, HEATMAP_PNG, "judge.jsonl", "shards")
 
 
 # ----------------------------------------------------------------------------------------- the grid
@@ -96,35 +96,50 @@ def shifted_records(model, bench, samples, cfg, spec: Shift, *, ckpt_name: str, 
 
 def run_sweep(ckpts: Sequence[str], bench, samples, cfgs: dict[str, Any], grid: ShiftGrid, out_dir: Path | str, *,
               load: Callable[[str], Any], num_fewshot: int = 0, chat: bool = False,
-              log: Callable[[str], None] = lambda s: None) -> int:
+              log: Callable[[str], None] = lambda s: None, shard: tuple[int, int] | None = None,
+              clean_from: dict[str, dict[str, dict]] | None = None) -> int:
     """Decode the clean run and every setting for every checkpoint; returns how many records were written.
 
-    `cfgs[ckpt]` is that checkpoint's resolved SamplerConfig; `load(ckpt)` loads a model.
+    `cfgs[ckpt]` is that checkpoint's resolved SamplerConfig; `load(ckpt)` loads a model. The work is a list
+    of units (checkpoint, batch of samples); `shard=(i, n)` does every n-th unit into its own shard file
+    (what `num_processes` workers do). `clean_from[ckpt]` maps sample ids to eval records decoded with the
+    same checkpoint and settings (see `reusable_clean`): those are the clean run, copied, not decoded again.
     """
     from .evaluate import build_records
-    from .records import RecordWriter, read_records
+    from .records import RecordWriter
 
-    path = Path(out_dir) / SHIFT_FILE
-    done = {(r.get("ckpt"), r["id"]) for r in read_records(path)[0]}
-    specs, written = grid.specs(), 0
+    out_dir = Path(out_dir)
+    path = out_dir / SHIFT_FILE if shard is None else shard_path(out_dir, shard)
+    done = {(r.get("ckpt"), r["id"]) for r in _all_records(out_dir)}
+    specs, written, unit = grid.specs(), 0, -1
     with RecordWriter(path) as writer:
         for ckpt in ckpts:
             cfg, model = cfgs[ckpt], None
             base = [f"{bench.name}/{s.native_id}" for s in samples]
+            reuse = (clean_from or {}).get(ckpt) or {}
+            eval_batches = defaultdict(set)  # eval batch index -> its sample ids (a copy needs the same batch)
+            for i, r in reuse.items():
+                eval_batches[(r.get("batch") or {}).get("index")].add(i)
             for start in range(0, len(samples), cfg.batch_size):
+                unit += 1
+                if shard is not None and unit % shard[1] != shard[0]:
+                    continue
                 chunk, ids = samples[start: start + cfg.batch_size], base[start: start + cfg.batch_size]
                 jobs = [(None, "clean")] + [(s, s.setting) for s in specs]
                 for spec, setting in jobs:
                     if all((ckpt, f"{i}@{setting}") in done for i in ids):
                         continue
-                    if model is None:
-                        model = load(ckpt)
-                    if spec is None:
-                        recs = build_records(model, bench, chunk, cfg, ckpt_name=ckpt, num_fewshot=num_fewshot,
-                                             chat=chat, id_suffix="@clean")
+                    if spec is None and eval_batches.get(start // cfg.batch_size) == set(ids):
+                        recs = [{**reuse[i], "id": i + "@clean"} for i in ids]
                     else:
-                        recs = shifted_records(model, bench, chunk, cfg, spec, ckpt_name=ckpt,
-                                               num_fewshot=num_fewshot, chat=chat)
+                        if model is None:
+                            model = load(ckpt)
+                        if spec is None:
+                            recs = build_records(model, bench, chunk, cfg, ckpt_name=ckpt, num_fewshot=num_fewshot,
+                                                 chat=chat, id_suffix="@clean")
+                        else:
+                            recs = shifted_records(model, bench, chunk, cfg, spec, ckpt_name=ckpt,
+                                                   num_fewshot=num_fewshot, chat=chat)
                     for r in recs:
                         if (ckpt, r["id"]) not in done:
                             writer.write(r)
@@ -133,6 +148,125 @@ def run_sweep(ckpts: Sequence[str], bench, samples, cfgs: dict[str, Any], grid: 
                 log(f"{ckpt}: {min(start + cfg.batch_size, len(samples))}/{len(samples)} samples")
             del model
     return written
+
+
+def reusable_clean(eval_dir: Path | str, ckpt_hash: str, cfg, bench_name: str, num_fewshot: int, chat: bool,
+                   ) -> dict[str, dict]:
+    """Records of an eval run that ARE this checkpoint's clean run: same weights (hash), benchmark, prompt
+    format and resolved sampler at temperature 0 (at T = 0 a batch decodes the same whatever its seed). The
+    sweep copies an eval batch only when it holds exactly the sweep's batch (same padding, same arithmetic;
+    a test checks the copies equal fresh decodes). Anything else is decoded."""
+    import json
+
+    from .records import read_records
+
+    eval_dir = Path(eval_dir)
+    try:
+        conf = json.loads((eval_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    same = (conf.get("checkpoint_hash") == ckpt_hash and conf.get("benchmark") == bench_name and cfg.temperature == 0
+            and conf.get("num_fewshot") == num_fewshot and conf.get("sampler") == cfg.to_dict())
+    if not same or not (eval_dir / "samples.jsonl").is_file():
+        return {}
+    # the prompt decoded must be the one shift would decode: no chat template unless asked, nothing cut
+    want = {"num_fewshot": num_fewshot, "chat": bool(chat), "cut_tokens": 0}
+    return {r["id"]: r for r in read_records(eval_dir / "samples.jsonl")[0] if r.get("prompt_info") == want}
+
+
+# ----------------------------------------------------------------------------------------- several processes
+SHARDS = "shards"
+
+
+def shard_path(out_dir: Path, shard: tuple[int, int]) -> Path:
+    return out_dir / SHARDS / f"shift-{shard[0]}-of-{shard[1]}.jsonl"
+
+
+def _all_records(out_dir: Path) -> list[dict]:
+    from .records import read_records
+
+    files = [out_dir / SHIFT_FILE] + sorted((out_dir / SHARDS).glob("shift-*.jsonl"))
+    return [r for f in files for r in read_records(f)[0]]
+
+
+def run_sweep_parallel(k: int, job: dict[str, Any], out_dir: Path, log: Callable[[str], None] = lambda s: None) -> int:
+    """Run `run_sweep` in `k` worker processes (one shard each; on CPU the cores are split between them),
+    then merge their shard files into shift.jsonl. `job` holds run_sweep's inputs as JSON: ckpts, benchmark,
+    data_file, n, cfgs (dicts), grid (dict), num_fewshot, chat, adapter, device, dtype, clean_from (paths)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from .records import RecordWriter
+
+    n_before = len({(r.get("ckpt"), r["id"]) for r in _all_records(out_dir)})
+    procs = []
+    for i in range(k):
+        env = {**os.environ}
+        if "OMP_NUM_THREADS" not in env:
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // k))
+        args = json.dumps({**job, "out": str(out_dir), "shard": [i, k]})
+        procs.append(subprocess.Popen([sys.executable, "-c", "from mdlm_probe.shift import _worker; _worker()", args],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    errs = [""] * k
+    try:
+        last = time.time()
+        while any(p.poll() is None for p in procs):
+            time.sleep(0.5)
+            if time.time() - last > 10:
+                last = time.time()
+                log(f"{len(_all_records(out_dir))} records written ({k} workers)")
+        errs = [p.stderr.read() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for i, p in enumerate(procs):
+        if p.returncode:
+            msg = (errs[i].strip().splitlines() or ["(no message)"])[-1]
+            if p.returncode == 2:
+                raise BadInput(f"shift worker {i}/{k}: {msg.removeprefix('mdlm-probe: error: ')}")
+            raise RuntimeError(f"shift worker {i}/{k} failed (exit {p.returncode}): {msg}")
+    # Merge: every shard record not yet in shift.jsonl is appended, then the shard files go.
+    from .records import read_records
+
+    main = out_dir / SHIFT_FILE
+    have = {(r.get("ckpt"), r["id"]) for r in read_records(main)[0]}
+    with RecordWriter(main) as w:
+        for f in sorted((out_dir / SHARDS).glob("shift-*.jsonl")):
+            for r in read_records(f)[0]:
+                if (r.get("ckpt"), r["id"]) not in have:
+                    w.write(r)
+                    have.add((r.get("ckpt"), r["id"]))
+    for f in sorted((out_dir / SHARDS).glob("shift-*.jsonl")):
+        f.unlink()
+    return len(have) - n_before
+
+
+def _worker() -> None:
+    """Entry of one spawned shift worker: BadInput -> one line, exit 2 (as the CLI)."""
+    import json
+    import sys
+
+    from .adapters import load_model
+    from .benchmarks import get_benchmark
+    from .sampler import SamplerConfig
+
+    job = json.loads(sys.argv[1])
+    try:
+        bench = get_benchmark(job["benchmark"], data_file=job.get("data_file"))
+        samples = bench.load()[: job["n"]]
+        cfgs = {c: SamplerConfig.from_dict(d) for c, d in job["cfgs"].items()}
+        clean = {c: reusable_clean(d["dir"], d["hash"], cfgs[c], bench.name, job["num_fewshot"], job["chat"])
+                 for c, d in (job.get("clean_from") or {}).items()}
+        run_sweep(job["ckpts"], bench, samples, cfgs, ShiftGrid(**job["grid"]), Path(job["out"]),
+                  load=lambda c: load_model(c, adapter=job.get("adapter"), device=job.get("device"), dtype=job.get("dtype")),
+                  num_fewshot=job["num_fewshot"], chat=job["chat"], shard=tuple(job["shard"]), clean_from=clean)
+    except BadInput as e:
+        print(f"mdlm-probe: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 # ----------------------------------------------------------------------------------------- metrics

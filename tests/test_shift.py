@@ -179,6 +179,42 @@ def test_cli_writes_outputs_and_resumes(tmp_path, cli, capsys):
     assert "different config" in err and err.strip().count("\n") == 0
 
 
+def _by_key(path):
+    return {(r["ckpt"], r["id"]): r for r in read_records(path)[0]}
+
+
+def test_two_worker_processes_write_what_one_process_writes(tmp_path, cli, perturbed_ckpt):
+    common = ["shift", "--ckpt", "tiny-random", "--ckpt", perturbed_ckpt, "--limit", "4", "--fractions", "0,0.1",
+              "--at", "0.5", "--mode", "insert,delete", *SAMPLER_ARGS]
+    assert cli(*common, "--out", str(tmp_path / "one")) == 0
+    assert cli(*common, "--out", str(tmp_path / "two"), "--num-processes", "2") == 0
+    one, two = _by_key(tmp_path / "one" / "shift.jsonl"), _by_key(tmp_path / "two" / "shift.jsonl")
+    assert len(one) == 2 * 4 * 3 and set(one) == set(two)  # 2 ckpts x 4 samples x (clean + 2 settings)
+    assert all(strip(one[k]) == strip(two[k]) and one[k]["intervention"] == two[k]["intervention"] for k in one)
+    assert not list((tmp_path / "two" / "shards").glob("*.jsonl"))  # merged, shard files gone
+    assert (tmp_path / "one" / "shift_summary.csv").read_text() == (tmp_path / "two" / "shift_summary.csv").read_text()
+
+
+def test_clean_run_copied_from_a_matching_eval_run(tmp_path, cli):
+    from mdlm_probe.evaluate import run_eval
+
+    overrides = {"gen_length": 16, "steps": 8, "block_length": 16, "batch_size": 2}
+    run_eval("tiny-random", "synthetic", tmp_path / "eval", sampler_overrides=overrides, limit=4)
+    args = ["shift", "--ckpt", "tiny-random", "--limit", "4", "--fractions", "0,0.1", "--mode", "insert", *SAMPLER_ARGS]
+    assert cli(*args, "--out", str(tmp_path / "fresh")) == 0
+    assert cli(*args, "--out", str(tmp_path / "copied"), "--clean-from", str(tmp_path / "eval")) == 0
+    fresh, copied = _by_key(tmp_path / "fresh" / "shift.jsonl"), _by_key(tmp_path / "copied" / "shift.jsonl")
+    cleans = [k for k in fresh if k[1].endswith("@clean")]
+    assert len(cleans) == 4 and all("batch" in copied[k] and "batch" not in fresh[k] for k in cleans)  # copied
+    for k in cleans:
+        assert copied[k]["output_ids"] == fresh[k]["output_ids"] and copied[k]["trajectory"] == fresh[k]["trajectory"]
+        assert copied[k]["correct"] == fresh[k]["correct"]
+    # other settings (steps 16 here) are not the same decode: nothing is copied
+    other = [a if a != "8" else "16" for a in args]
+    assert cli(*other, "--out", str(tmp_path / "other"), "--clean-from", str(tmp_path / "eval")) == 0
+    assert not any("batch" in r for r in read_records(tmp_path / "other" / "shift.jsonl")[0])
+
+
 def test_show_prints_a_pair(cli, capsys):
     rc = cli("shift", "--ckpt", "tiny-random", "--prompt", "Ann has 10 pens.", "--show", "--mode", "delete",
              "--positions", "3", "--at", "0.5", *SAMPLER_ARGS)

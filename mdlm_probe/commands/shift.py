@@ -43,6 +43,8 @@ def shift(
     direction: str = typer.Option("right", "--direction", help="displace only: right or left."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (config.json, shift.jsonl, shift_summary.csv, PNGs)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run with a different config in --out."),
+    num_processes: int = typer.Option(1, "--num-processes", help="Worker processes (CPU cores are split between them; one GPU each is up to you via --device)."),
+    clean_from: Optional[List[Path]] = typer.Option(None, "--clean-from", help="Eval run dir(s) whose records are the clean run (same checkpoint and settings, T = 0): copied, not decoded again."),
     prompt: Optional[str] = typer.Option(None, "--prompt", help="Decode this one prompt clean and shifted and show the pair (writes nothing)."),
     show: bool = typer.Option(False, "--show", help="Print a clean/shifted pair side by side, differences highlighted."),
     judge_url: Optional[str] = typer.Option(None, "--judge-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."),
@@ -112,7 +114,26 @@ def shift(
     }
     out = prepare_run_dir(out, config, overwrite=overwrite, outputs=lib.OUTPUTS)
     log = (lambda s: err_console.print(s, highlight=False)) if sys.stderr.isatty() else (lambda s: None)
-    written = lib.run_sweep(ckpts, bench, samples, cfgs, grid, out, load=load, num_fewshot=nshot, chat=chat, log=log)
+    if num_processes < 1:
+        raise BadInput(f"--num-processes {num_processes}: must be at least 1")
+    clean = {}  # checkpoint -> {"dir", "hash"} of an eval run that can stand in for its clean run
+    for d in clean_from or []:
+        if not (Path(d) / "config.json").is_file():
+            raise BadInput(f"--clean-from {d}: not an eval run directory (no config.json)")
+        for c in ckpts:
+            h = checkpoint_hash(paths[c])
+            if lib.reusable_clean(d, h, cfgs[c], bench.name, nshot, chat):
+                clean[c] = {"dir": str(d), "hash": h}
+    if num_processes > 1:
+        job = {"ckpts": ckpts, "benchmark": benchmark, "data_file": None if data_file is None else str(data_file),
+               "n": len(samples), "cfgs": {c: cfgs[c].to_dict() for c in ckpts}, "grid": grid.to_dict(),
+               "num_fewshot": nshot, "chat": chat, "adapter": adapter, "device": device, "dtype": dtype,
+               "clean_from": clean}
+        written = lib.run_sweep_parallel(num_processes, job, out, log=log)
+    else:
+        reuse = {c: lib.reusable_clean(v["dir"], v["hash"], cfgs[c], bench.name, nshot, chat) for c, v in clean.items()}
+        written = lib.run_sweep(ckpts, bench, samples, cfgs, grid, out, load=load, num_fewshot=nshot, chat=chat,
+                                log=log, clean_from=reuse)
 
     judged = None
     from ..judge import judge_run, read_judged
