@@ -28,15 +28,15 @@ DEFAULT_CKPTS = ("tiny-ce-ft", "tiny-ctc", "tiny-ctc-surface")
 @dataclass
 class DemoConfig:
     ckpts: Sequence[str] = DEFAULT_CKPTS
-    n_eval: int = 200  # held-out synthetic problems per checkpoint
-    n_shift: int = 40  # problems in the shift sweep (each decoded 1 + modes x fractions x ats times)
+    n_eval: int = 128  # held-out synthetic problems per checkpoint
+    n_shift: int = 32  # problems in the shift sweep (each decoded 1 + modes x fractions x ats times)
     n_gsm8k: int = 10  # GSM8K slice per checkpoint (0 = none); only with a local data file
     modes: Sequence[str] = ("insert", "delete")
     fractions: Sequence[float] = (0.0, 0.01, 0.05)
     ats: Sequence[float] = (0.25, 0.75)
     sampler: dict[str, Any] = field(default_factory=dict)  # overrides (e.g. gen_length for tests)
     gsm8k_file: Path | None = None  # None: look for ../shared/data/gsm8k/test.jsonl
-    num_processes: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))  # shift sweep workers
+    num_processes: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))  # eval and shift workers
 
     @classmethod
     def quick(cls, **kw: Any) -> "DemoConfig":
@@ -106,7 +106,8 @@ def run_demo(cfg: DemoConfig, out: Path | str, log: Callable[[str], None] = prin
     for c in ckpts:
         d = out / "eval" / f"synthetic-{_slug(c)}"
         s = step(f"eval synthetic · {c} · {cfg.n_eval} problems",
-                 lambda: _eval(c, "synthetic", d, cfg.n_eval, cfg.sampler, model(c), progress))
+                 lambda: _eval(c, "synthetic", d, cfg.n_eval, cfg.sampler, model(c), progress,
+                               num_processes=cfg.num_processes))
         log(f"    accuracy {_acc(s)}")
         eval_dirs["synthetic"].append(d)
     if gsm8k is not None and cfg.n_gsm8k > 0:
@@ -154,11 +155,19 @@ def _acc(summary: dict[str, Any]) -> str:
 
 
 def _eval(ckpt: str, bench: str, out: Path, limit: int, sampler: dict[str, Any], model, progress: bool,
-          data_file: Path | None = None) -> dict[str, Any]:
+          data_file: Path | None = None, num_processes: int = 1) -> dict[str, Any]:
     from .evaluate import run_eval
 
+    # one batch per worker at least, or the workers' start-up costs more than it saves
+    k = max(1, min(num_processes, limit // max(1, resolve_batch(model, sampler))))
     return run_eval(ckpt, bench, out, sampler_overrides=sampler, limit=limit, data_file=data_file, model=model,
-                    progress=progress)
+                    progress=progress, num_processes=k)
+
+
+def resolve_batch(model, sampler: dict[str, Any]) -> int:
+    from .sampler import resolve_sampler
+
+    return resolve_sampler(sampler, model).batch_size
 
 
 def _shift(ckpts: list[str], out: Path, cfg: DemoConfig, model, log) -> list[dict[str, Any]]:
