@@ -30,7 +30,7 @@ class DemoConfig:
     ckpts: Sequence[str] = DEFAULT_CKPTS
     n_eval: int = 128  # held-out synthetic problems per checkpoint
     n_shift: int = 32  # problems in the shift sweep (each decoded 1 + modes x fractions x ats times)
-    n_gsm8k: int = 10  # GSM8K slice per checkpoint (0 = none); only with a local data file
+    n_gsm8k: int = 5  # GSM8K slice per checkpoint (0 = none; long prompts: the costliest decodes here)
     modes: Sequence[str] = ("insert", "delete")
     fractions: Sequence[float] = (0.0, 0.01, 0.05)
     ats: Sequence[float] = (0.25, 0.75)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -397,41 +395,29 @@ def _spawn(out: Path, plan_ids: list[str], header: dict[str, Any], t0: float, k:
     """Run K shard workers (`python -c ... _worker`), show their joint progress, merge their shards."""
     import torch
 
-    n_gpu = torch.cuda.device_count() if (device is None or str(device).startswith("cuda")) else 0
-    procs = []
-    for i in range(k):
-        dev = f"cuda:{i % n_gpu}" if n_gpu else (device or "cpu")
-        env = {**os.environ, "MDLM_PROBE_CKPT_HASH": ckpt_hash, "WORLD_SIZE": "1"}
-        if not n_gpu and "OMP_NUM_THREADS" not in os.environ:
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // k))
-        args = json.dumps({**kwargs, "shard": f"{i}/{k}", "device": dev})
-        procs.append(subprocess.Popen([sys.executable, "-c", "from mdlm_probe.evaluate import _worker; _worker()", args],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     from .records import read_records
+    from .workers import cpu_env, run_workers
 
+    n_gpu = torch.cuda.device_count() if (device is None or str(device).startswith("cuda")) else 0
+    jobs, envs = [], []
+    for i in range(k):
+        extra = {"MDLM_PROBE_CKPT_HASH": ckpt_hash, "WORLD_SIZE": "1"}
+        envs.append({**os.environ, **extra} if n_gpu else cpu_env(k, **extra))
+        jobs.append({**kwargs, "shard": f"{i}/{k}", "device": f"cuda:{i % n_gpu}" if n_gpu else (device or "cpu")})
     files = [shard_file(out, (i, k)) for i in range(k)]
     base = {r["id"]: r for r in read_records(out / SAMPLES)[0]}
     bar = _Progress(progress, len(plan_ids), 0, 0, f"{header['benchmark']} {header['ckpt']} x{k}")
-    errs = [""] * k
+
+    def tick() -> None:
+        got = dict(base)
+        for f in files:
+            got.update({r["id"]: r for r in read_records(f)[0]})
+        bar.update(len(got), sum(bool(r.get("correct")) for r in got.values()))
+
     try:
-        while any(p.poll() is None for p in procs):
-            time.sleep(0.5)
-            got = dict(base)
-            for f in files:
-                got.update({r["id"]: r for r in read_records(f)[0]})
-            bar.update(len(got), sum(bool(r.get("correct")) for r in got.values()))
-        errs = [p.stderr.read() for p in procs]
+        run_workers("from mdlm_probe.evaluate import _worker; _worker()", jobs, envs, tick=tick)
     finally:
         bar.close()
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for i, p in enumerate(procs):
-        if p.returncode:
-            last = (errs[i].strip().splitlines() or ["(no message)"])[-1]
-            if p.returncode == 2:
-                raise BadInput(f"worker {i}/{k}: {last.removeprefix('mdlm-probe: error: ')}")
-            raise RuntimeError(f"worker {i}/{k} failed (exit {p.returncode}): {last}")
     summary = finalize(out, plan_ids, header, time.perf_counter() - t0, device=device, num_processes=k)
     if summary is None:
         raise RuntimeError(f"workers finished but {out} still misses records")
@@ -439,13 +425,10 @@ def _spawn(out: Path, plan_ids: list[str], header: dict[str, Any], t0: float, k:
 
 
 def _worker() -> None:
-    """Entry of one spawned shard worker: BadInput -> one line, exit 2 (as the CLI)."""
-    kwargs = json.loads(sys.argv[1])
-    try:
-        run_eval(**kwargs)
-    except BadInput as e:
-        print(f"mdlm-probe: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    """Entry of one spawned shard worker."""
+    from .workers import worker_main
+
+    worker_main(lambda job: run_eval(**job))
 
 
 # ----------------------------------------------------------------------------------------- predictions

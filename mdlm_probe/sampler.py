@@ -192,7 +192,6 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
     info: dict[str, Any] = {}
     nfe = tokens_forwarded = 0
     step = 0
-    rows = torch.arange(B, device=dev)
 
     use_cache, dual = cfg.cache != "none", cfg.cache == "dual"
     if use_cache and not getattr(model, "supports_cache", False):
@@ -226,7 +225,7 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
                 kv = {"cache": cache, "start": start, "tokens": cached.clone(), "logits": both, "age": 1}
                 tokens_forwarded += xx.numel()
             else:
-                part = model.forward_cached(xx, am, kv["cache"], start, suffix)  # (B', stop - start, V)
+                part = model.forward_cached(xx, am, kv["cache"], start, suffix)  # (B', (end or L) - start, V)
                 both = kv["logits"].clone()
                 both[:, start:start + part.shape[1]] = part
                 kv["age"] += 1

@@ -193,42 +193,22 @@ def run_sweep_parallel(k: int, job: dict[str, Any], out_dir: Path, log: Callable
     """Run `run_sweep` in `k` worker processes (one shard each; on CPU the cores are split between them),
     then merge their shard files into shift.jsonl. `job` holds run_sweep's inputs as JSON: ckpts, benchmark,
     data_file, n, cfgs (dicts), grid (dict), num_fewshot, chat, adapter, device, dtype, clean_from (paths)."""
-    import json
-    import os
-    import subprocess
-    import sys
     import time
 
     from .records import RecordWriter
+    from .workers import cpu_env, run_workers
 
     n_before = len({(r.get("ckpt"), r["id"]) for r in _all_records(out_dir)})
-    procs = []
-    for i in range(k):
-        env = {**os.environ}
-        if "OMP_NUM_THREADS" not in env:
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // k))
-        args = json.dumps({**job, "out": str(out_dir), "shard": [i, k]})
-        procs.append(subprocess.Popen([sys.executable, "-c", "from mdlm_probe.shift import _worker; _worker()", args],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
-    errs = [""] * k
-    try:
-        last = time.time()
-        while any(p.poll() is None for p in procs):
-            time.sleep(0.5)
-            if time.time() - last > 10:
-                last = time.time()
-                log(f"{len(_all_records(out_dir))} records written ({k} workers)")
-        errs = [p.stderr.read() for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for i, p in enumerate(procs):
-        if p.returncode:
-            msg = (errs[i].strip().splitlines() or ["(no message)"])[-1]
-            if p.returncode == 2:
-                raise BadInput(f"shift worker {i}/{k}: {msg.removeprefix('mdlm-probe: error: ')}")
-            raise RuntimeError(f"shift worker {i}/{k} failed (exit {p.returncode}): {msg}")
+    last = [time.time()]
+
+    def tick() -> None:
+        if time.time() - last[0] > 10:
+            last[0] = time.time()
+            log(f"{len(_all_records(out_dir))} records written ({k} workers)")
+
+    run_workers("from mdlm_probe.shift import _worker; _worker()",
+                [{**job, "out": str(out_dir), "shard": [i, k]} for i in range(k)], [cpu_env(k)] * k,
+                tick=tick, label="shift worker")
     # Merge: every shard record not yet in shift.jsonl is appended, then the shard files go.
     from .records import read_records
 
@@ -246,16 +226,13 @@ def run_sweep_parallel(k: int, job: dict[str, Any], out_dir: Path, log: Callable
 
 
 def _worker() -> None:
-    """Entry of one spawned shift worker: BadInput -> one line, exit 2 (as the CLI)."""
-    import json
-    import sys
-
+    """Entry of one spawned shift worker: rebuilds run_sweep's inputs from the job and runs its shard."""
     from .adapters import load_model
     from .benchmarks import get_benchmark
     from .sampler import SamplerConfig
+    from .workers import worker_main
 
-    job = json.loads(sys.argv[1])
-    try:
+    def work(job: dict[str, Any]) -> None:
         bench = get_benchmark(job["benchmark"], data_file=job.get("data_file"))
         samples = bench.load()[: job["n"]]
         cfgs = {c: SamplerConfig.from_dict(d) for c, d in job["cfgs"].items()}
@@ -264,9 +241,8 @@ def _worker() -> None:
         run_sweep(job["ckpts"], bench, samples, cfgs, ShiftGrid(**job["grid"]), Path(job["out"]),
                   load=lambda c: load_model(c, adapter=job.get("adapter"), device=job.get("device"), dtype=job.get("dtype")),
                   num_fewshot=job["num_fewshot"], chat=job["chat"], shard=tuple(job["shard"]), clean_from=clean)
-    except BadInput as e:
-        print(f"mdlm-probe: error: {e}", file=sys.stderr)
-        sys.exit(2)
+
+    worker_main(work)
 
 
 # ----------------------------------------------------------------------------------------- metrics
