@@ -17,6 +17,7 @@ def demo(
     n_eval: Optional[int] = typer.Option(None, "--n-eval", help="Held-out synthetic problems per checkpoint."),
     n_shift: Optional[int] = typer.Option(None, "--n-shift", help="Problems in the shift sweep."),
     n_gsm8k: Optional[int] = typer.Option(None, "--n-gsm8k", help="GSM8K problems when ../shared/data has them (0 = none)."),
+    num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Eval and shift worker processes (default: 2 on 2+ cores; 1 with --quick)."),
     sampler: dict = None,
 ):
     """Run the whole study on the shipped checkpoints and write an HTML report (resumable)."""
@@ -25,7 +26,7 @@ def demo(
     from ..errors import BadInput
 
     kw = {"ckpts": list(ckpt or DEFAULT_CKPTS), "sampler": {k: v for k, v in (sampler or {}).items() if v is not None}}
-    for name, v in (("n_eval", n_eval), ("n_shift", n_shift), ("n_gsm8k", n_gsm8k)):
+    for name, v in (("n_eval", n_eval), ("n_shift", n_shift), ("n_gsm8k", n_gsm8k), ("num_processes", num_processes)):
         if v is not None:
             if v < 0 or (v == 0 and name != "n_gsm8k"):
                 raise BadInput(f"--{name.replace('_', '-')} {v}: must be positive")
