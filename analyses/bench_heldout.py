@@ -3,7 +3,9 @@
 Every mode decodes the same problems with the same settings apart from the mode (threshold and/or block
 KV cache), so accuracy differences are paired per problem (bootstrap 95% CI). The problems go in chunks,
 and within each chunk the modes run back to back in a rotating order, so a slow phase of a shared machine
-hits every mode alike; the tokens/s ratio is the median of the per-chunk ratios.
+hits every mode alike; the tokens/s ratio is the median of the per-chunk ratios. NFE is reported per batch
+(forwards the batch paid: threshold rows wait for the slowest) and per sample (the steps in which the
+sample committed tokens: its NFE decoded alone, since batch rows are independent).
 
     python analyses/bench_heldout.py --ckpt tiny-ce --n 1000 --json reports/bench/heldout.json
     python analyses/bench_heldout.py --modes exact,threshold --block-length 48     # the sidecar's one block
@@ -81,7 +83,8 @@ def bench(args) -> int:
     samples = bench_.load()[: args.n]
     G = base.gen_length
 
-    per = {m: {"correct": [], "nfe": [], "tokens_forwarded": [], "seconds": 0.0, "texts": []} for m in names}
+    per = {m: {"correct": [], "nfe": [], "nfe_own": [], "tokens_forwarded": [], "seconds": 0.0, "texts": []}
+           for m in names}
     chunk_tps: dict[str, list[float]] = {m: [] for m in names}
     build_records(model, bench_, samples[:2], cfgs["exact"], ckpt_name=args.ckpt)  # warm-up
     t_all = time.perf_counter()
@@ -96,6 +99,8 @@ def bench(args) -> int:
             p["seconds"] += dt
             p["correct"] += [bool(r["correct"]) for r in recs]
             p["nfe"] += [r["nfe"] for r in recs]
+            # a row's own NFE: the steps in which it committed (decoded alone it would idle in none of them)
+            p["nfe_own"] += [len({s for s in r["trajectory"]["commit_step"] if s >= 0}) for r in recs]
             p["tokens_forwarded"] += [r["tokens_forwarded"] for r in recs]
             p["texts"] += [r["text"] for r in recs]
             chunk_tps[m].append(len(chunk) * G / dt)
@@ -115,6 +120,8 @@ def bench(args) -> int:
             "diff_vs_exact": d, "diff_ci": [dlo, dhi],
             "same_text_as_exact": sum(a == b for a, b in zip(p["texts"], ex["texts"])) / n,
             "nfe_mean": statistics.mean(p["nfe"]), "nfe_ratio": statistics.mean(ex["nfe"]) / statistics.mean(p["nfe"]),
+            "nfe_own_mean": statistics.mean(p["nfe_own"]),
+            "nfe_own_ratio": statistics.mean(ex["nfe_own"]) / statistics.mean(p["nfe_own"]),
             "tokens_forwarded_mean": statistics.mean(p["tokens_forwarded"]),
             "tokens_s": n * G / p["seconds"], "tokens_s_ratio_median": statistics.median(ratios),
             "settings": {k2: v for k2, v in cfgs[m].to_dict().items() if k2 in ("gen_length", "steps", "block_length",
@@ -124,12 +131,13 @@ def bench(args) -> int:
     machine = f"CPU, {torch.get_num_threads()} torch threads"
     print(f"# {args.ckpt}, synthetic held-out n={len(samples)}, gen-length {G}, block-length {base.block_length}, "
           f"steps {steps}, batch {base.batch_size}, threshold {args.threshold}; {machine}")
-    print("| mode | accuracy | vs exact (95% CI) | same text | NFE | NFE ratio | tokens/s | tokens/s ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| mode | accuracy | vs exact (95% CI) | same text | NFE per batch | ratio | NFE per sample | ratio | tokens/s | tokens/s ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['mode']} | {r['accuracy']:.3f} | {100 * r['diff_vs_exact']:+.1f} pt "
               f"[{100 * r['diff_ci'][0]:+.1f}, {100 * r['diff_ci'][1]:+.1f}] | {r['same_text_as_exact']:.2f} | "
-              f"{r['nfe_mean']:.1f} | {r['nfe_ratio']:.2f}x | {r['tokens_s']:.0f} | {r['tokens_s_ratio_median']:.2f}x |")
+              f"{r['nfe_mean']:.1f} | {r['nfe_ratio']:.2f}x | {r['nfe_own_mean']:.1f} | {r['nfe_own_ratio']:.2f}x | "
+              f"{r['tokens_s']:.0f} | {r['tokens_s_ratio_median']:.2f}x |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"ckpt": args.ckpt, "n": len(samples), "machine": machine,
