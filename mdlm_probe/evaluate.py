@@ -31,17 +31,18 @@ OUTPUTS = (SAMPLES, SUMMARY, SHARDS)
 
 def build_records(model, bench: Benchmark, samples: Sequence[Sample], cfg, *, ckpt_name: str,
                   num_fewshot: int = 0, chat: bool = False, hooks: Sequence = (), id_suffix: str = "",
-                  prompts: Sequence[str] | None = None) -> list[dict[str, Any]]:
+                  prompts: Sequence[str] | None = None, **fork_args: Any) -> list[dict[str, Any]]:
     """Decode `samples` with sampler settings `cfg` (one `generate` call) and score them.
 
     `prompts` overrides the benchmark's prompt texts (e.g. after left-truncation by the caller).
-    Record ids are `<benchmark>/<native id><id_suffix>`.
+    Record ids are `<benchmark>/<native id><id_suffix>`. `fork_args` (forks, forks_out, resume) go to
+    `generate` (the shift sweep's shared decoding).
     """
     from .sampler import generate
 
     texts = list(prompts) if prompts is not None else [bench.prompt(s, num_fewshot) for s in samples]
     ids = [f"{bench.name}/{s.native_id}" for s in samples]
-    outs = generate(model, texts, cfg, hooks=hooks, chat=chat, sample_ids=ids)
+    outs = generate(model, texts, cfg, hooks=hooks, chat=chat, sample_ids=ids, **fork_args)
     scored = bench.score_many([o["text"] for o in outs], list(samples))
     recs = []
     for sid, s, o, sc in zip(ids, samples, outs, scored):

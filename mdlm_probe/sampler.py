@@ -158,6 +158,26 @@ def add_gumbel_noise(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 @dataclass
+class Fork:
+    """The decoding state right after one step's commits, before its hooks. Decoding can resume from it:
+    a shift sweep decodes the part a clean run and its shifted twins share once (see `diffuse`)."""
+
+    x: torch.Tensor  # (B, P + G)
+    commit_step: torch.Tensor  # (B, G)
+    confidence: torch.Tensor  # (B, G)
+    block_of: torch.Tensor  # (B, G)
+    logits: torch.Tensor  # (B, P + G, V) of that step, for the hooks
+    step: int
+    block: int
+    i: int  # the step's index within its block
+    schedule: torch.Tensor  # (B, steps) the block's plan
+    nfe: int
+    tokens_forwarded: int
+    rng: torch.Tensor  # generator states (T > 0 and random remasking draw from them)
+    cuda_rng: torch.Tensor | None = None
+
+
+@dataclass
 class Decoded:
     x: torch.Tensor  # (B, P + G) final canvas
     commit_step: torch.Tensor  # (B, G)
@@ -166,13 +186,24 @@ class Decoded:
     nfe: int
     tokens_forwarded: int
     info: dict[str, Any]
+    forks: dict[str, Fork | None] = field(default_factory=dict)
 
 
 @torch.no_grad()
 def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cfg: SamplerConfig,
-            hooks: Sequence[StepHook] = (), sample_ids: Sequence[str] = ()) -> Decoded:
-    """Decode one left-padded batch. prompt (B, P) long; attention_mask (B, P) or None."""
+            hooks: Sequence[StepHook] = (), sample_ids: Sequence[str] = (),
+            forks: dict[str, Callable[[StepState], torch.Tensor]] | None = None, resume: Fork | None = None,
+            stop_after_forks: bool = False) -> Decoded:
+    """Decode one left-padded batch. prompt (B, P) long; attention_mask (B, P) or None.
+
+    `forks` name -> predicate (B,) bool on a StepState: at the first step where any row is due, the state
+    is kept as `Decoded.forks[name]` if every row is due then, else None (rows would part ways).
+    `stop_after_forks` returns once every fork is taken. `resume` continues a fork of the same prompts and
+    settings (no KV cache): the fork step's hooks run, then decoding goes on as if never interrupted.
+    """
     cfg.validate()
+    if resume is not None and cfg.cache != "none":
+        raise ValueError("resuming a fork needs cache='none' (the KV cache is not part of a fork)")
     mask_id, dev = model.mask_id, model.device
     B, P = prompt.shape
     G, bl = cfg.gen_length, cfg.block_length
@@ -236,12 +267,43 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
             return un + (cfg.cfg_scale + 1) * (cond - un)
         return both
 
-    for b in range(num_blocks):
+    def state_at(b: int, logits: torch.Tensor) -> StepState:
+        return StepState(x=x, logits=logits, step=step, block=b, prompt_len=P, gen_length=G, block_length=bl,
+                         mask_id=mask_id, commit_step=commit_step, confidence=confidence_at, block_of=block_of,
+                         sample_ids=list(sample_ids), info=info)
+
+    def run_hooks(b: int, end: int, i: int, schedule: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        before = (x[:, P:end] == mask_id).sum(1)
+        state = state_at(b, logits)
+        for hook in hooks:
+            hook(state)
+        after = (x[:, P:end] == mask_id).sum(1)
+        if not torch.equal(before, after):
+            # Recompute the rest of this block's plan from the masks now left (at least one step more).
+            left = max(1, schedule.shape[1] - i - 1)
+            schedule = torch.cat([schedule[:, : i + 1], num_transfer_tokens(after, left)], 1)
+        return schedule
+
+    pending, taken = dict(forks or {}), {}
+    for b in range(resume.block if resume is not None else 0, num_blocks):
         end = P + (b + 1) * bl  # positions >= end belong to later blocks
-        # The plan counts this block's masks only (as the reference does); masks left earlier (a [MASK] the
-        # model proposed) still compete, since only positions after the block are excluded.
-        schedule = num_transfer_tokens((x[:, end - bl:end] == mask_id).sum(1), steps_per_block)
-        i = 0
+        if resume is not None:  # continue a fork: its step's commits are in, its hooks are not
+            for dst, src in ((x, resume.x), (commit_step, resume.commit_step), (confidence_at, resume.confidence),
+                             (block_of, resume.block_of)):
+                dst.copy_(src)
+            step, i, nfe, tokens_forwarded = resume.step, resume.i, resume.nfe, resume.tokens_forwarded
+            schedule = resume.schedule.clone()
+            torch.set_rng_state(resume.rng)
+            if resume.cuda_rng is not None:
+                torch.cuda.set_rng_state(resume.cuda_rng, dev)
+            if hooks:
+                schedule = run_hooks(b, end, i, schedule, resume.logits)
+            i, step, resume = i + 1, step + 1, None
+        else:
+            # The plan counts this block's masks only (as the reference does); masks left earlier (a [MASK]
+            # the model proposed) still compete, since only positions after the block are excluded.
+            schedule = num_transfer_tokens((x[:, end - bl:end] == mask_id).sum(1), steps_per_block)
+            i = 0
         while True:
             open_ = (x[:, P:end] == mask_id).sum(1)  # (B,)
             if int(open_.max()) == 0:
@@ -285,23 +347,26 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
             commit_step[g] = step
             confidence_at[g] = conf[:, P:][g].float()
             block_of[g] = b
+            for name in list(pending):
+                due = pending[name](state_at(b, logits))
+                if bool(due.any()):
+                    del pending[name]
+                    taken[name] = Fork(
+                        x=x.clone(), commit_step=commit_step.clone(), confidence=confidence_at.clone(),
+                        block_of=block_of.clone(), logits=logits.clone(), step=step, block=b, i=i,
+                        schedule=schedule.clone(), nfe=nfe, tokens_forwarded=tokens_forwarded,
+                        rng=torch.get_rng_state(),
+                        cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                    ) if bool(due.all()) else None
+            if forks and stop_after_forks and not pending:
+                return Decoded(x=x, commit_step=commit_step, confidence=confidence_at, block_of=block_of, nfe=nfe,
+                               tokens_forwarded=tokens_forwarded, info=info, forks=taken)
             if hooks:
-                before = (x[:, P:end] == mask_id).sum(1)
-                state = StepState(x=x, logits=logits, step=step, block=b, prompt_len=P, gen_length=G,
-                                  block_length=bl, mask_id=mask_id, commit_step=commit_step,
-                                  confidence=confidence_at, block_of=block_of, sample_ids=list(sample_ids),
-                                  info=info)
-                for hook in hooks:
-                    hook(state)
-                after = (x[:, P:end] == mask_id).sum(1)
-                if not torch.equal(before, after):
-                    # Recompute the rest of this block's plan from the masks now left (at least one step more).
-                    left = max(1, schedule.shape[1] - i - 1)
-                    schedule = torch.cat([schedule[:, : i + 1], num_transfer_tokens(after, left)], 1)
+                schedule = run_hooks(b, end, i, schedule, logits)
             i += 1
             step += 1
     return Decoded(x=x, commit_step=commit_step, confidence=confidence_at, block_of=block_of, nfe=nfe,
-                   tokens_forwarded=tokens_forwarded, info=info)
+                   tokens_forwarded=tokens_forwarded, info=info, forks=taken)
 
 
 # ----------------------------------------------------------------------------------------- text in, records out
@@ -332,12 +397,16 @@ def pad_left(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
 
 def generate(model, prompts: Sequence[str] | Sequence[Sequence[int]], cfg: SamplerConfig | None = None,
              hooks: Sequence[StepHook] = (), chat: bool = False, sample_ids: Sequence[str] | None = None,
-             ) -> list[dict[str, Any]]:
+             forks: dict[str, Callable[[StepState], torch.Tensor]] | None = None,
+             forks_out: dict[str, Fork | None] | None = None, resume: Fork | None = None,
+             stop_after_forks: bool = False) -> list[dict[str, Any]]:
     """Generate for prompts (texts or token id lists), in batches of `cfg.batch_size`.
 
     Returns one partial sample record per prompt (CONVENTIONS.md): prompt, prompt_ids, output_ids,
     raw_text, text_surface, text_ctc, text, trajectory, nfe, seconds, sampler. Each batch is seeded
     with `cfg.seed`, so a prompt's output at T > 0 depends on the batch it was decoded in.
+    `forks` (taken into `forks_out`) and `resume` are `diffuse`'s, for prompts that fit one batch; with
+    `stop_after_forks` decoding stops once the forks are taken and no records are returned.
     """
     from .records import decode_output
 
@@ -350,6 +419,8 @@ def generate(model, prompts: Sequence[str] | Sequence[Sequence[int]], cfg: Sampl
         texts = [model.tokenizer.decode(p) for p in ids_list]
     sample_ids = list(sample_ids) if sample_ids is not None else [str(i) for i in range(len(ids_list))]
     pad = model.pad_id if model.pad_id is not None else (model.eos_id if model.eos_id is not None else 0)
+    if (forks or resume is not None) and len(ids_list) > cfg.batch_size:
+        raise ValueError("forks and resume work on one batch at a time")
     records = []
     for s in range(0, len(ids_list), cfg.batch_size):
         chunk = ids_list[s: s + cfg.batch_size]
@@ -361,7 +432,12 @@ def generate(model, prompts: Sequence[str] | Sequence[Sequence[int]], cfg: Sampl
         am_arg = am if bool((am == 0).any()) else None
         torch.manual_seed(cfg.seed)
         t0 = time.perf_counter()
-        out = diffuse(model, ids, am_arg, cfg, hooks=hooks, sample_ids=sample_ids[s: s + cfg.batch_size])
+        out = diffuse(model, ids, am_arg, cfg, hooks=hooks, sample_ids=sample_ids[s: s + cfg.batch_size],
+                      forks=forks, resume=resume, stop_after_forks=stop_after_forks)
+        if forks_out is not None:
+            forks_out.update(out.forks)
+        if stop_after_forks:
+            return []
         secs = (time.perf_counter() - t0) / len(chunk)
         P = ids.shape[1]
         for j, p_ids in enumerate(chunk):

@@ -74,14 +74,22 @@ def clean_id(rec_id: str) -> str:
     return rec_id.split("@")[0] + "@clean"
 
 
+def trigger(spec: Shift) -> str:
+    """When an intervention fires: settings with the same trigger share the clean run up to it."""
+    return f"step{spec.at_step}" if spec.at_step is not None else f"at{spec.at:g}"
+
+
 # ----------------------------------------------------------------------------------------- running
 def shifted_records(model, bench, samples, cfg, spec: Shift, *, ckpt_name: str, num_fewshot: int = 0,
-                    chat: bool = False) -> list[dict[str, Any]]:
-    """Decode `samples` with one intervention; `intervention` holds what the hook did and the clean twin's id."""
+                    chat: bool = False, resume=None) -> list[dict[str, Any]]:
+    """Decode `samples` with one intervention; `intervention` holds what the hook did and the clean twin's id.
+
+    `resume`: the clean run's fork at this intervention's trigger (see `trigger`): decoding continues from
+    there, so only the part after the edit is computed; records equal a decode from scratch."""
     from .evaluate import build_records
 
     recs = build_records(model, bench, samples, cfg, ckpt_name=ckpt_name, num_fewshot=num_fewshot, chat=chat,
-                         hooks=[spec], id_suffix="@" + spec.setting)
+                         hooks=[spec], id_suffix="@" + spec.setting, resume=resume)
     for r in recs:
         info = (r.pop("hook_info", None) or {}).get(spec.key)
         r["intervention"] = {"setting": spec.setting, "mode": spec.mode,
@@ -97,13 +105,16 @@ def shifted_records(model, bench, samples, cfg, spec: Shift, *, ckpt_name: str, 
 def run_sweep(ckpts: Sequence[str], bench, samples, cfgs: dict[str, Any], grid: ShiftGrid, out_dir: Path | str, *,
               load: Callable[[str], Any], num_fewshot: int = 0, chat: bool = False,
               log: Callable[[str], None] = lambda s: None, shard: tuple[int, int] | None = None,
-              clean_from: dict[str, dict[str, dict]] | None = None) -> int:
+              clean_from: dict[str, dict[str, dict]] | None = None, fork: bool = True) -> int:
     """Decode the clean run and every setting for every checkpoint; returns how many records were written.
 
     `cfgs[ckpt]` is that checkpoint's resolved SamplerConfig; `load(ckpt)` loads a model. The work is a list
     of units (checkpoint, batch of samples); `shard=(i, n)` does every n-th unit into its own shard file
     (what `num_processes` workers do). `clean_from[ckpt]` maps sample ids to eval records decoded with the
     same checkpoint and settings (see `reusable_clean`): those are the clean run, copied, not decoded again.
+    A shifted run is identical to its clean twin until its trigger fires, so that part is decoded once per
+    batch and trigger and each shifted run resumes from there (`fork=False` decodes every run whole; the
+    tests check both give the same records). Records' `nfe` count the whole decode either way.
     """
     from .evaluate import build_records
     from .records import RecordWriter
@@ -125,21 +136,31 @@ def run_sweep(ckpts: Sequence[str], bench, samples, cfgs: dict[str, Any], grid: 
                 if shard is not None and unit % shard[1] != shard[0]:
                     continue
                 chunk, ids = samples[start: start + cfg.batch_size], base[start: start + cfg.batch_size]
-                jobs = [(None, "clean")] + [(s, s.setting) for s in specs]
+                jobs = [(s, setting) for s, setting in [(None, "clean"), *((s, s.setting) for s in specs)]
+                        if not all((ckpt, f"{i}@{setting}") in done for i in ids)]
+                # Every shifted run equals the clean run up to its trigger: decode that part once (forks),
+                # then each shifted run resumes from its fork (KV-cached decoding is not forked).
+                triggers = {trigger(s): s.due for s, _ in jobs if s is not None} if fork and cfg.cache == "none" else {}
+                forks: dict[str, Any] = {}
+                fork_args, forked = (dict(forks=triggers, forks_out=forks) if triggers else {}), not triggers
                 for spec, setting in jobs:
-                    if all((ckpt, f"{i}@{setting}") in done for i in ids):
-                        continue
                     if spec is None and eval_batches.get(start // cfg.batch_size) == set(ids):
-                        recs = [{**reuse[i], "id": i + "@clean"} for i in ids]
+                        recs = [{**reuse[i], "id": i + "@clean"} for i in ids]  # the eval decoded it already
                     else:
                         if model is None:
                             model = load(ckpt)
                         if spec is None:
                             recs = build_records(model, bench, chunk, cfg, ckpt_name=ckpt, num_fewshot=num_fewshot,
-                                                 chat=chat, id_suffix="@clean")
+                                                 chat=chat, id_suffix="@clean", **fork_args)
+                            forked = True
                         else:
+                            if not forked:  # the clean run was copied or written before: decode up to the forks
+                                build_records(model, bench, chunk, cfg, ckpt_name=ckpt, num_fewshot=num_fewshot,
+                                              chat=chat, stop_after_forks=True, **fork_args)
+                                forked = True
                             recs = shifted_records(model, bench, chunk, cfg, spec, ckpt_name=ckpt,
-                                                   num_fewshot=num_fewshot, chat=chat)
+                                                   num_fewshot=num_fewshot, chat=chat,
+                                                   resume=forks.get(trigger(spec)))
                     for r in recs:
                         if (ckpt, r["id"]) not in done:
                             writer.write(r)

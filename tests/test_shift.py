@@ -179,6 +179,35 @@ def test_cli_writes_outputs_and_resumes(tmp_path, cli, capsys):
     assert "different config" in err and err.strip().count("\n") == 0
 
 
+@pytest.mark.parametrize("kw", [dict(), dict(block_length=8), dict(temperature=1.0, seed=3)])
+def test_forked_sweep_equals_decoding_every_run_whole(tmp_path, bench, kw):
+    """The shared prefix of a clean run and its shifted twins is decoded once; nothing else changes."""
+    from mdlm_probe.adapters import load_model
+
+    cfg = SamplerConfig(**{**CFG.to_dict(), **kw})
+    samples = bench.load()[:4]
+    grid = ShiftGrid(modes=["insert", "delete", "displace", "swap"], fractions=[0.0, 0.1, 0.25], ats=[0.25, 0.5, 0.75])
+    calls = []
+
+    def load(c):
+        m = load_model(c)
+        real = m.module.forward
+        m.module.forward = lambda *a, **k: (calls.append(1), real(*a, **k))[1]  # count forwards
+        return m
+
+    runs = {}
+    for fork in (True, False):
+        calls.clear()
+        run_sweep(["tiny-random"], bench, samples, {"tiny-random": cfg}, grid, tmp_path / str(fork), load=load, fork=fork)
+        runs[fork] = (_by_key(tmp_path / str(fork) / "shift.jsonl"), len(calls))
+    (forked, n_forked), (whole, n_whole) = runs[True], runs[False]
+    assert set(forked) == set(whole) and len(whole) == 4 * (1 + 4 * 2 * 3)
+    for k in whole:
+        assert strip(forked[k]) == strip(whole[k]), k  # outputs, trajectories, scores, nfe
+        assert forked[k]["intervention"] == whole[k]["intervention"], k
+    assert n_forked < 0.75 * n_whole  # and the shared parts really were decoded once
+
+
 def _by_key(path):
     return {(r["ckpt"], r["id"]): r for r in read_records(path)[0]}
 
