@@ -194,7 +194,7 @@ def _shift(ckpts: list[str], out: Path, cfg: DemoConfig, model, log) -> list[dic
         "grid": grid.to_dict(), "settings": [s.setting for s in grid.specs()],
     }
     out = prepare_run_dir(out, config, outputs=lib.OUTPUTS)
-    # The eval step decoded the same problems with the same settings: its records are the clean run.
+    # Where an eval batch holds exactly a sweep batch (same problems and settings), its records are the clean run.
     clean = {c: {"dir": str(out.parent / "eval" / f"synthetic-{_slug(c)}"), "hash": checkpoint_hash(paths[c])}
              for c in ckpts}
     if cfg.num_processes > 1:
