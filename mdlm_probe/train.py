@@ -22,6 +22,7 @@ from . import synthetic
 from .checkpoints import OBJECTIVES, SIDECAR, write_sidecar
 from .errors import BadInput
 from .objectives import ce_canvas, ce_loss, ctc_loss, mask_canvas, slack_canvas
+from .records import iter_jsonl
 
 
 @dataclass
@@ -73,14 +74,7 @@ def load_pairs(data: str) -> Callable[[random.Random], tuple[str, str]] | None:
         path = Path(data)
         if not path.is_file():
             raise BadInput(f"no data file {data!r} (expected synthetic, gsm8k or a .jsonl file)")
-        rows = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise BadInput(f"{path}:{n}: not valid JSON") from None
+        rows = [obj for _, obj in iter_jsonl(path, "data file")]
     pairs = []
     for n, r in enumerate(rows, 1):
         q = r.get("question", r.get("prompt")) if isinstance(r, dict) else None
