@@ -122,6 +122,8 @@ def train(
     objective: str = typer.Option("ce", "--objective", help="ce or ctc+ce."),
     collapse: str = typer.Option("surface", "--collapse", help="ctc+ce only: surface (delete <slack>) or ctc (standard CTC)."),
     ctc_weight: float = typer.Option(1.0, "--ctc-weight", help="lambda in CE + lambda * CTC."),
+    slack_gaps: int = typer.Option(0, "--slack-gaps", help="ctc+ce only: at most this many <slack>s at random "
+                                   "gaps of the CE canvas, the rest after EOS (-1: all at random gaps)."),
     steps: int = typer.Option(6000, "--steps"),
     batch_size: int = typer.Option(32, "--batch-size"),
     lr: float = typer.Option(2e-3, "--lr"),
@@ -144,7 +146,7 @@ def train(
 
     if threads:
         torch.set_num_threads(threads)
-    cfg = TrainConfig(init=init, data=data, objective=objective, collapse=collapse, ctc_weight=ctc_weight, steps=steps,
+    cfg = TrainConfig(init=init, data=data, objective=objective, collapse=collapse, ctc_weight=ctc_weight, slack_gaps=slack_gaps, steps=steps,
                       batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, device=device, eval_n=eval_n,
                       save_every=save_every, name=name, n_layer=n_layer, n_embd=n_embd, mlp_mult=mlp_mult)
     side = run_train(cfg, out, progress=sys.stderr.isatty())

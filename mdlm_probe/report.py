@@ -220,7 +220,7 @@ def section_runs(runs: list[Run]) -> dict[str, Any]:
         held = side.get("heldout") or {}
         side_rows.append({
             "checkpoint": name, "objective": side.get("objective"), "collapse": side.get("collapse"),
-            "ctc_weight": side.get("ctc_weight"), "init": side.get("init"), "data": side.get("data"),
+            "ctc_weight": side.get("ctc_weight"), "slack_gaps": side.get("slack_gaps"), "init": side.get("init"), "data": side.get("data"),
             "steps": side.get("steps"), "batch_size": side.get("batch_size"), "lr": side.get("lr"),
             "train_seconds": side.get("train_seconds"), "device": side.get("device"),
             "held-out accuracy": "" if not held else f"{held.get('accuracy')} (n={held.get('n')}, {held.get('benchmark')})",

@@ -32,6 +32,7 @@ class TrainConfig:
     objective: str = "ce"  # ce | ctc+ce
     collapse: str = "surface"  # ctc+ce only: surface | ctc
     ctc_weight: float = 1.0
+    slack_gaps: int = 0  # ctc+ce only: most <slack>s at random gaps of the CE canvas, rest after EOS (-1 = all)
     steps: int = 6000
     batch_size: int = 32
     lr: float = 2e-3
@@ -59,6 +60,8 @@ class TrainConfig:
             raise BadInput(f"unknown collapse {self.collapse!r}; expected surface or ctc")
         if self.steps <= 0 or self.batch_size <= 0 or self.lr <= 0:
             raise BadInput("steps, batch-size and lr must be positive")
+        if self.slack_gaps < -1:
+            raise BadInput("slack-gaps must be -1 (every <slack> at a random gap) or a count >= 0")
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -113,7 +116,8 @@ def make_batch(model, cfg: TrainConfig, step: int, sample_pair) -> dict[str, tor
         if cfg.objective == "ce":
             resp = ce_canvas(t, R, model.eos_id)
         else:
-            resp = slack_canvas(t, R, model.slack_id, cfg.collapse, rng)
+            resp = slack_canvas(t, R, model.slack_id, cfg.collapse, rng,
+                                    None if cfg.slack_gaps < 0 else cfg.slack_gaps)
         canvas[i, P:] = torch.tensor(resp)
     response = torch.zeros((B, L), dtype=torch.bool)
     response[:, P:] = True
@@ -279,6 +283,7 @@ def finish(model, cfg: TrainConfig, out: Path, train_seconds: float) -> dict[str
         "objective": cfg.objective,
         "collapse": cfg.collapse if cfg.objective == "ctc+ce" else "surface",
         "ctc_weight": cfg.ctc_weight if cfg.objective == "ctc+ce" else None,
+        "slack_gaps": cfg.slack_gaps if cfg.objective == "ctc+ce" else None,
         "init": cfg.init if cfg.init == "tiny" else (prev.get("name") or cfg.init),
         "data": cfg.data,
         "steps": cfg.steps,

@@ -40,6 +40,22 @@ def test_slack_canvas_collapses_to_its_target(collapse):
         assert canvas[0] != SLACK  # slacks go after tokens (interior and tail)
 
 
+@pytest.mark.parametrize("collapse", ["ctc", "surface"])
+def test_slack_canvas_bounds_random_gaps(collapse):
+    rng = random.Random(2)
+    target = [4, 5, 5, 6, EOS]
+    sep = 1 if collapse == "ctc" else 0  # the ctc map needs one slack between the two 5s
+    # max_gaps=0: the canonical canvas, target packed left and the rest after EOS
+    assert slack_canvas(target, 9, SLACK, collapse, rng, max_gaps=0) == [4, 5] + [SLACK] * sep + [5, 6, EOS] + [SLACK] * (4 - sep)
+    counts = set()
+    for _ in range(300):
+        canvas = slack_canvas(target, 12, SLACK, collapse, rng, max_gaps=2)
+        assert collapse_ids(canvas, collapse, SLACK) == target
+        interior = canvas[: canvas.index(EOS)].count(SLACK) - sep
+        counts.add(interior)
+    assert counts == {0, 1, 2}  # a uniform count up to the bound, never more
+
+
 def test_ctc_canvas_separates_repeats_so_zeros_survive():
     canvas = slack_canvas([1, 0 + 5, 5, EOS], 4 + 1, SLACK, "ctc", random.Random(1))
     assert canvas == [1, 5, SLACK, 5, EOS]

@@ -86,10 +86,33 @@ def test_heldout_accuracy_is_written_into_the_sidecar(tmp_path):
     assert side["heldout"]["sampler"]["temperature"] == 0.0
 
 
+@pytest.mark.parametrize("collapse", ["surface", "ctc"])
+def test_slack_gaps_bound_the_interior_slacks_of_the_ce_canvas(collapse):
+    from mdlm_probe.collapse import collapse_ids
+
+    def interior(gaps):
+        cfg = TrainConfig(objective="ctc+ce", collapse=collapse, slack_gaps=gaps, **SMALL)
+        model = init_model(cfg)
+        counts = []
+        for step in range(20):
+            b = make_batch(model, cfg, step, None)
+            for row, t, n in zip(b["canvas"][:, b["P"]:].tolist(), b["targets"].tolist(), b["target_lengths"].tolist()):
+                assert collapse_ids(row, collapse, model.slack_id) == t[:n]  # a valid path to its target
+                body = row[: row.index(model.eos_id)]
+                seps = sum(a == c for a, c in zip(t[: n - 1], t[1 : n - 1])) if collapse == "ctc" else 0
+                counts.append(body.count(model.slack_id) - seps)
+        return counts
+
+    assert set(interior(0)) == {0}  # the target packed left, slacks only after EOS
+    assert set(interior(2)) == {0, 1, 2}
+    assert max(interior(-1)) > 2  # every slack at a random gap
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--objective", "mse"], "objective"),
     (["--data", "no/such/file.jsonl"], "no data file"),
     (["--collapse", "merge"], "collapse"),
+    (["--slack-gaps", "-2"], "slack-gaps"),
 ])
 def test_bad_options_exit_2_with_one_line(tmp_path, args, needle):
     p = _cli(*args, "--out", str(tmp_path / "x"))
