@@ -21,7 +21,7 @@ mdlm-probe train --init "$OUT/tiny-ce-s2" --objective ce --steps 6000 --lr 1.5e-
 # 2-4. three fine-tunes of tiny-ce with the same steps, data, batch size and seed (run side by side,
 # one thread each). The CTC+CE ones use the canonical CE canvas (--slack-gaps 0: target packed left,
 # <slack> after EOS); random gaps cost accuracy at this budget (see the README, "Shipped checkpoints").
-FT=(--init "$OUT/tiny-ce" --steps ${FT_STEPS:-800} --lr 1e-3 --warmup 50 "${COMMON[@]}")
+FT=(--init "$OUT/tiny-ce" --steps ${FT_STEPS:-600} --lr 1e-3 --warmup 50 "${COMMON[@]}")
 mdlm-probe train "${FT[@]}" --objective ce --name tiny-ce-ft --out "$OUT/tiny-ce-ft" &
 mdlm-probe train "${FT[@]}" --objective ctc+ce --collapse ctc --ctc-weight 1.0 --slack-gaps 0 --name tiny-ctc --out "$OUT/tiny-ctc" &
 mdlm-probe train "${FT[@]}" --objective ctc+ce --collapse surface --ctc-weight 1.0 --slack-gaps 0 --name tiny-ctc-surface --out "$OUT/tiny-ctc-surface" &

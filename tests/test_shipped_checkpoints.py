@@ -40,3 +40,18 @@ def test_fine_tunes_share_steps_data_batch_and_seed():
     sides = [read_sidecar(SHIPPED_DIR / n) for n in TRAINED[1:]]
     for key in ("steps", "data", "batch_size", "seed", "lr"):
         assert len({s[key] for s in sides}) == 1, key
+
+
+def test_readme_table_matches_the_sidecars():
+    """The README's "Shipped checkpoints" table states each model's held-out accuracy as its sidecar records it."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("## Shipped checkpoints"):]
+    for name in TRAINED:
+        row = re.search(rf"^\| `{re.escape(name)}` \|(.*)$", table, re.M)
+        assert row, f"no README row for {name}"
+        cells = [c.strip() for c in row.group(1).split("|")]
+        acc = read_sidecar(SHIPPED_DIR / name)["heldout"]["accuracy"]
+        assert f"{acc:.3f}" in cells, (name, cells, acc)
