@@ -116,8 +116,7 @@ def make_batch(model, cfg: TrainConfig, step: int, sample_pair) -> dict[str, tor
         if cfg.objective == "ce":
             resp = ce_canvas(t, R, model.eos_id)
         else:
-            resp = slack_canvas(t, R, model.slack_id, cfg.collapse, rng,
-                                    None if cfg.slack_gaps < 0 else cfg.slack_gaps)
+            resp = slack_canvas(t, R, model.slack_id, cfg.collapse, rng, cfg.slack_gaps)
         canvas[i, P:] = torch.tensor(resp)
     response = torch.zeros((B, L), dtype=torch.bool)
     response[:, P:] = True
