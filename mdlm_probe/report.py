@@ -28,6 +28,7 @@ import pandas as pd
 
 from .errors import BadInput
 from .records import read_records
+from .shift import at_key
 from .stats import mcnemar_exact, paired_bootstrap, wilson
 
 RECORD_FILES = ("samples.jsonl", "shift.jsonl", "errors.jsonl", "compare.json")
@@ -444,7 +445,7 @@ def _shift_lines(t: pd.DataFrame) -> str:
     plt = _plt()
     modes = sorted(t["mode"].unique())
     arms = sorted(t["checkpoint"].unique())
-    ats = sorted(t["at"].unique(), key=_at_key)
+    ats = sorted(t["at"].unique(), key=at_key)
     styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(1, len(modes), figsize=(3.6 * len(modes) + 2.2, 3.0), squeeze=False, sharey=True)
     for ax, mode in zip(axes[0], modes):
@@ -470,48 +471,13 @@ def _shift_lines(t: pd.DataFrame) -> str:
     return _png(fig)
 
 
-def _at_key(when: Any) -> tuple[int, float, str]:
-    s = str(when)
-    try:
-        return (0, float(s), s)
-    except ValueError:
-        digits = "".join(ch for ch in s if ch.isdigit())
-        return (1, float(digits or 0), s)
-
-
 def _shift_heatmap(table: pd.DataFrame) -> str | None:
-    """Paired accuracy drop (clean - shifted) over fraction x at: rows checkpoints, columns modes."""
-    t = table[table["drop"].notna() & (table["fraction"].astype(float) > 0)]
-    if t.empty:
-        return None
-    plt = _plt()
-    arms, modes = sorted(t["checkpoint"].unique()), sorted(t["mode"].unique())
-    fracs = sorted(t["fraction"].astype(float).unique())
-    ats = sorted(t["at"].unique(), key=_at_key)
-    vmax = max(0.05, float(t["drop"].abs().max()))
-    fig, axes = plt.subplots(len(arms), len(modes), squeeze=False,
-                             figsize=(1.4 + (0.75 * len(ats) + 1.3) * len(modes), 0.6 + (0.45 * len(fracs) + 0.9) * len(arms)))
-    im = None
-    for r, arm in enumerate(arms):
-        for c, mode in enumerate(modes):
-            ax = axes[r][c]
-            grid = [[float("nan")] * len(ats) for _ in fracs]
-            for row in t[(t["checkpoint"] == arm) & (t["mode"] == mode)].itertuples(index=False):
-                grid[fracs.index(float(row.fraction))][ats.index(row.at)] = row.drop
-            im = ax.imshow(grid, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
-            for i in range(len(fracs)):
-                for j in range(len(ats)):
-                    if not math.isnan(grid[i][j]):
-                        ax.text(j, i, f"{grid[i][j]:+.2f}", ha="center", va="center", fontsize=7)
-            ax.set_xticks(range(len(ats)), [str(a) for a in ats])
-            ax.set_yticks(range(len(fracs)), [f"{f:g}" for f in fracs])
-            ax.set_title(f"{arm} · {mode}", fontsize=8)
-            if r == len(arms) - 1:
-                ax.set_xlabel("at (committed fraction)")
-            if c == 0:
-                ax.set_ylabel("fraction")
-    fig.colorbar(im, ax=axes, shrink=0.8, label="accuracy drop")
-    return _png(fig)
+    """The shift command's drop heatmap (rows checkpoints, columns modes), as a data URI."""
+    from .shift import drop_heatmap_figure
+
+    _plt()  # the report's fonts
+    fig = drop_heatmap_figure(table.rename(columns={"checkpoint": "ckpt"}).to_dict("records"))
+    return _png(fig) if fig is not None else None
 
 
 # ----------------------------------------------------------------------------------------- section: trajectories

@@ -446,41 +446,70 @@ def plot_accuracy(rows: list[dict[str, Any]], path: Path | str) -> None:
     plt.close(fig)
 
 
-def plot_drop_heatmap(rows: list[dict[str, Any]], path: Path | str) -> None:
-    """Accuracy drop over fraction x at: one heatmap per checkpoint (rows) and mode (columns)."""
+def at_key(when: Any) -> tuple[int, float, str]:
+    """Sort key for `at` labels: committed fractions ("0.5") numerically, then step triggers ("step3")."""
+    s = str(when)
+    try:
+        return (0, float(s), s)
+    except ValueError:
+        digits = "".join(ch for ch in s if ch.isdigit())
+        return (1, float(digits or 0), s)
+
+
+def drop_heatmap_figure(rows: list[dict[str, Any]]):
+    """Paired accuracy drop over fraction x at: one panel per checkpoint (rows) and mode (columns).
+
+    `rows` are `summarize` rows (keys ckpt, mode, fraction, at, drop); fraction 0 and positional rows are
+    left out. Returns the matplotlib figure, or None when nothing is left to draw.
+    """
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    rows = [r for r in rows if not isinstance(r["fraction"], str)]
-    ckpts = list(dict.fromkeys(r["ckpt"] for r in rows)) or ["none"]
-    modes = sorted({r["mode"] for r in rows}) or ["none"]
-    fr = sorted({r["fraction"] for r in rows})
-    ats = sorted({r["at"] for r in rows})
+    rows = [r for r in rows if not isinstance(r["fraction"], str) and float(r["fraction"]) > 0
+            and r["drop"] is not None and not math.isnan(r["drop"])]
+    if not rows:
+        return None
+    ckpts = list(dict.fromkeys(r["ckpt"] for r in rows))
+    modes = sorted({r["mode"] for r in rows})
+    fr = sorted({float(r["fraction"]) for r in rows})
+    ats = sorted({r["at"] for r in rows}, key=at_key)
     fig, axes = plt.subplots(len(ckpts), len(modes), squeeze=False, constrained_layout=True,
                              figsize=(1.5 + 1.6 * max(len(ats), 2) * len(modes), 0.6 + 0.9 * max(len(fr), 2) * len(ckpts)))
     vmax = max([abs(r["drop"]) for r in rows] + [0.05])  # symmetric colours: red = accuracy lost
     for i, ckpt in enumerate(ckpts):
         for j, mode in enumerate(modes):
             ax = axes[i][j]
-            grid = np.full((len(fr), len(ats)), np.nan)
+            grid = np.full((len(fr), len(ats)), np.nan)  # (fractions, ats)
             for r in rows:
                 if r["ckpt"] == ckpt and r["mode"] == mode:
-                    grid[fr.index(r["fraction"]), ats.index(r["at"])] = r["drop"]
+                    grid[fr.index(float(r["fraction"])), ats.index(r["at"])] = r["drop"]
             im = ax.imshow(grid, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto", origin="lower")
             for y in range(len(fr)):
                 for x in range(len(ats)):
                     if not np.isnan(grid[y, x]):
-                        ax.text(x, y, f"{grid[y, x]:.2f}", ha="center", va="center", fontsize=7,
+                        ax.text(x, y, f"{grid[y, x]:+.2f}", ha="center", va="center", fontsize=7,
                                 color="white" if abs(grid[y, x]) > 0.6 * vmax else "black")
-            ax.set_xticks(range(len(ats)), ats)
+            ax.set_xticks(range(len(ats)), [str(a) for a in ats])
             ax.set_yticks(range(len(fr)), [f"{f:g}" for f in fr])
             ax.set_title(f"{ckpt} · {mode}", fontsize=9)
             if i == len(ckpts) - 1:
-                ax.set_xlabel("at")
+                ax.set_xlabel("at (committed fraction or step)")
             if j == 0:
                 ax.set_ylabel("fraction")
     fig.colorbar(im, ax=axes, shrink=0.8, label="accuracy drop (clean - shifted)")
+    return fig
+
+
+def plot_drop_heatmap(rows: list[dict[str, Any]], path: Path | str) -> bool:
+    """Write the drop heatmap to `path`; False (and no file, a stale one removed) when no fraction > 0 ran."""
+    fig = drop_heatmap_figure(rows)
+    if fig is None:
+        Path(path).unlink(missing_ok=True)
+        return False
+    import matplotlib.pyplot as plt
+
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return True

@@ -15,8 +15,8 @@ from mdlm_probe.evaluate import build_records
 from mdlm_probe.interventions import Shift
 from mdlm_probe.records import read_records
 from mdlm_probe.sampler import SamplerConfig
-from mdlm_probe.shift import (ShiftGrid, chrf, levenshtein, norm_edit, pair_metrics, run_sweep, shifted_records,
-                              summarize)
+from mdlm_probe.shift import (ShiftGrid, at_key, chrf, drop_heatmap_figure, levenshtein, norm_edit, pair_metrics,
+                              plot_drop_heatmap, run_sweep, shifted_records, summarize)
 
 CFG = SamplerConfig(gen_length=16, steps=8, block_length=16, batch_size=2)
 SAMPLER_ARGS = ["--gen-length", "16", "--steps", "8", "--block-length", "16", "--batch-size", "2"]
@@ -141,6 +141,25 @@ def test_summary_on_hand_made_records():
     # an unpaired shifted record (its clean twin missing) is left out, not scored against nothing
     (row,) = summarize(clean[1:] + shifted)
     assert row["n"] == 3
+
+
+def test_drop_heatmap_draws_each_cell_and_skips_what_has_no_fraction(tmp_path):
+    rows = [{"ckpt": c, "mode": m, "fraction": f, "at": a, "drop": d}
+            for c, d0 in (("ce", 0.1), ("ctc", -0.02)) for m in ("delete", "insert")
+            for f in (0.0, 0.01, 0.05) for a, d in (("step3", d0), ("0.5", d0 / 2))]
+    rows.append({"ckpt": "ce", "mode": "insert", "fraction": "pos:3", "at": "0.5", "drop": 0.9})
+    fig = drop_heatmap_figure(rows)
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["ce · delete", "ce · insert", "ctc · delete", "ctc · insert"]
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5", "step3"]  # fractions before step triggers
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.01", "0.05"]  # fraction 0 (the clean run) left out
+    assert sorted(t.get_text() for t in ax.texts) == ["+0.05", "+0.05", "+0.10", "+0.10"]
+    assert sorted(at_key(a) for a in ["step10", "step2", "0.25"])[0] == (0, 0.25, "0.25")
+    png = tmp_path / "h.png"
+    assert plot_drop_heatmap(rows, png) and png.read_bytes()[:4] == b"\x89PNG"
+    # nothing but clean and positional rows: no figure, and a stale file from an earlier grid is removed
+    assert drop_heatmap_figure([r for r in rows if r["fraction"] in (0.0, "pos:3")]) is None
+    assert not plot_drop_heatmap([rows[0]], png) and not png.exists()
 
 
 # ----------------------------------------------------------------------------------------- the command

@@ -147,10 +147,10 @@ def shift(
     rows = lib.summarize(recs, grid, judged=judged)
     lib.write_summary_csv(rows, out / lib.SUMMARY_FILE)
     lib.plot_accuracy(rows, out / lib.ACC_PNG)
-    lib.plot_drop_heatmap(rows, out / lib.HEATMAP_PNG)
+    heatmap = lib.plot_drop_heatmap(rows, out / lib.HEATMAP_PNG)
     _print_table(console, rows)
     console.print(f"wrote {written} new records; {out / lib.SHIFT_FILE}, {out / lib.SUMMARY_FILE}, "
-                  f"{lib.ACC_PNG}, {lib.HEATMAP_PNG} in {out}", highlight=False)
+                  f"{lib.ACC_PNG}{', ' + lib.HEATMAP_PNG if heatmap else ''} in {out}", highlight=False)
     if show:
         by_id = {(r["ckpt"], r["id"]): r for r in recs}
         first_spec = grid.specs()[0].setting
