@@ -410,10 +410,16 @@ def run_lm_eval_cli(argv: Iterable[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return run_lm_eval_cli(sys.argv[1:] if argv is None else argv)
+        rc = run_lm_eval_cli(sys.argv[1:] if argv is None else argv)
     except BadInput as e:
         print(f"mdlm-probe: error: {e}", file=sys.stderr)
         return 2
+    # Under torchrun, a gloo group left alive at interpreter exit can abort a rank that finished its work
+    # ("terminate called without an active exception", pytorch#190489). Only after success: a rank that
+    # failed must not wait in a collective teardown for peers that may never arrive.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return rc
 
 
 if __name__ == "__main__":
