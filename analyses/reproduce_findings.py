@@ -128,8 +128,8 @@ def _excludes_zero(ci: list[float]) -> str:
     return "the 95% CI excludes 0" if ci[0] > 0 or ci[1] < 0 else "the 95% CI includes 0"
 
 
-def findings_markdown(shift: list[dict], zeros: list[dict], n: int, seconds: float, n_shift: int | None = None) -> str:
-    where = f"{n} held-out synthetic problems" + (f", the shift sweep on the first {n_shift}" if n_shift and n_shift != n else "")
+def findings_markdown(shift: list[dict], zeros: list[dict], n: int, n_shift: int, seconds: float) -> str:
+    where = f"{n} held-out synthetic problems" + (f", the shift sweep on the first {n_shift}" if n_shift != n else "")
     lines = [f"# Findings (measured by analyses/reproduce_findings.py on {where})", "",
              "## What a one-position shift costs (paired against the same problems decoded clean)", "",
              "| checkpoint | mode | fraction | at | n | clean accuracy [95% CI] | drop (clean - shifted) [95% CI] | "
@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sampler", default="{}", help='sampler overrides as JSON, e.g. \'{"gen_length": 8}\' (default: each sidecar\'s)')
     a = ap.parse_args(argv)
     ckpts = a.ckpt or list(DEFAULT_CKPTS)
-    cfg = DemoConfig(ckpts=ckpts, n_eval=a.n, n_shift=a.n_shift or a.n, n_gsm8k=a.n_gsm8k,
+    n_shift = a.n_shift or a.n
+    cfg = DemoConfig(ckpts=ckpts, n_eval=a.n, n_shift=n_shift, n_gsm8k=a.n_gsm8k,
                      fractions=tuple(float(x) for x in a.fractions.split(",")),
                      ats=tuple(float(x) for x in a.at.split(",")), sampler=json.loads(a.sampler))
     t0 = time.time()
@@ -187,10 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     shift = shift_findings(a.out / "shift", ckpts)
     zeros = zero_findings(evals + rescored)
     seconds = time.time() - t0
-    (a.out / "findings.json").write_text(json.dumps({"n": a.n, "n_shift": a.n_shift or a.n, "ckpts": ckpts, "shift": shift,
-                                                     "trailing_zero": zeros,
-                                                     "seconds": seconds}, indent=2) + "\n")
-    md = findings_markdown(shift, zeros, a.n, seconds, a.n_shift or a.n)
+    (a.out / "findings.json").write_text(json.dumps({"n": a.n, "n_shift": n_shift, "ckpts": ckpts, "shift": shift,
+                                                     "trailing_zero": zeros, "seconds": seconds}, indent=2) + "\n")
+    md = findings_markdown(shift, zeros, a.n, n_shift, seconds)
     (a.out / "findings.md").write_text(md)
 
     from mdlm_probe.report import build_report
