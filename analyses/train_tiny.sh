@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/train}
 COMMON=(--data synthetic --batch-size 32 --seed 0 --save-every 100 --threads 1)
 
-# 1. tiny-ce, from scratch with CE (4 layers, width 128, 0.67M parameters), in four stages, each continuing
+# 1. tiny-ce, from scratch with CE (4 layers, width 128, 0.67M parameters), in five stages, each continuing
 #    from the exact weights of the one before with a fresh warm-up + cosine schedule and new batches (new seed):
-#    3500 + 6500 + 6000 + 10000 steps. Stages because each session's CPU budget ended while the loss still fell;
-#    the last one ran alone on the machine, so it uses both cores.
+#    3500 + 6500 + 6000 + 10000 + 6000 steps. Stages because each session's CPU budget ended while the loss
+#    still fell; the last two ran alone on the machine, so they use both cores.
 mdlm-probe train --init tiny --objective ce --steps 3500 --lr 2e-3 --warmup 200 \
   --n-layer 4 --n-embd 128 --mlp-mult 2 "${COMMON[@]}" --name tiny-ce-s1 --out "$OUT/tiny-ce-s1"
 mdlm-probe train --init "$OUT/tiny-ce-s1" --objective ce --steps 6500 --lr 1.5e-3 --warmup 100 \
@@ -19,7 +19,9 @@ mdlm-probe train --init "$OUT/tiny-ce-s1" --objective ce --steps 6500 --lr 1.5e-
 mdlm-probe train --init "$OUT/tiny-ce-s2" --objective ce --steps 6000 --lr 1.5e-3 --warmup 100 \
   --data synthetic --batch-size 32 --seed 2 --save-every 100 --threads 1 --name tiny-ce-s3 --out "$OUT/tiny-ce-s3"
 mdlm-probe train --init "$OUT/tiny-ce-s3" --objective ce --steps 10000 --lr 1.5e-3 --warmup 100 \
-  --data synthetic --batch-size 32 --seed 3 --save-every 100 --threads 2 --name tiny-ce --out "$OUT/tiny-ce"
+  --data synthetic --batch-size 32 --seed 3 --save-every 100 --threads 2 --name tiny-ce-s4 --out "$OUT/tiny-ce-s4"
+mdlm-probe train --init "$OUT/tiny-ce-s4" --objective ce --steps 6000 --lr 1e-3 --warmup 100 \
+  --data synthetic --batch-size 32 --seed 4 --save-every 100 --threads 2 --name tiny-ce --out "$OUT/tiny-ce"
 
 # 2-4. three fine-tunes of tiny-ce with the same steps, data, batch size and seed (run side by side,
 # one thread each). The CTC+CE ones use the canonical CE canvas (--slack-gaps 0: target packed left,

@@ -28,7 +28,7 @@ def test_trained_sidecars_record_training_and_heldout_accuracy(name):
     assert held["benchmark"] == "synthetic" and held["n"] >= 1000 and 0 < held["accuracy"] <= 1
     assert held["sampler"]["temperature"] == 0.0
     if name == "tiny-ce":  # from scratch, in stages: stage 1 from "tiny", later stages from the one before
-        assert side["init"] in ("tiny", "tiny-ce-s1", "tiny-ce-s2", "tiny-ce-s3") and side["objective"] == "ce"
+        assert side["init"] in ("tiny", "tiny-ce-s1", "tiny-ce-s2", "tiny-ce-s3", "tiny-ce-s4") and side["objective"] == "ce"
     else:
         assert side["init"] == "tiny-ce"
     if name.startswith("tiny-ctc"):
