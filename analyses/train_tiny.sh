@@ -14,14 +14,12 @@ COMMON=(--data synthetic --batch-size 32 --seed 0 --save-every 100 --threads 1)
 #    still fell; the last two ran alone on the machine, so they use both cores.
 mdlm-probe train --init tiny --objective ce --steps 3500 --lr 2e-3 --warmup 200 \
   --n-layer 4 --n-embd 128 --mlp-mult 2 "${COMMON[@]}" --name tiny-ce-s1 --out "$OUT/tiny-ce-s1"
-mdlm-probe train --init "$OUT/tiny-ce-s1" --objective ce --steps 6500 --lr 1.5e-3 --warmup 100 \
-  --data synthetic --batch-size 32 --seed 1 --save-every 100 --threads 1 --name tiny-ce-s2 --out "$OUT/tiny-ce-s2"
-mdlm-probe train --init "$OUT/tiny-ce-s2" --objective ce --steps 6000 --lr 1.5e-3 --warmup 100 \
-  --data synthetic --batch-size 32 --seed 2 --save-every 100 --threads 1 --name tiny-ce-s3 --out "$OUT/tiny-ce-s3"
-mdlm-probe train --init "$OUT/tiny-ce-s3" --objective ce --steps 10000 --lr 1.5e-3 --warmup 100 \
-  --data synthetic --batch-size 32 --seed 3 --save-every 100 --threads 2 --name tiny-ce-s4 --out "$OUT/tiny-ce-s4"
-mdlm-probe train --init "$OUT/tiny-ce-s4" --objective ce --steps 6000 --lr 1e-3 --warmup 100 \
-  --data synthetic --batch-size 32 --seed 4 --save-every 100 --threads 2 --name tiny-ce --out "$OUT/tiny-ce"
+# Stages 2-5 share these flags; each names its init, steps, lr, seed and thread count.
+STAGE=(--objective ce --warmup 100 --data synthetic --batch-size 32 --save-every 100)
+mdlm-probe train --init "$OUT/tiny-ce-s1" --steps 6500 --lr 1.5e-3 --seed 1 --threads 1 "${STAGE[@]}" --name tiny-ce-s2 --out "$OUT/tiny-ce-s2"
+mdlm-probe train --init "$OUT/tiny-ce-s2" --steps 6000 --lr 1.5e-3 --seed 2 --threads 1 "${STAGE[@]}" --name tiny-ce-s3 --out "$OUT/tiny-ce-s3"
+mdlm-probe train --init "$OUT/tiny-ce-s3" --steps 10000 --lr 1.5e-3 --seed 3 --threads 2 "${STAGE[@]}" --name tiny-ce-s4 --out "$OUT/tiny-ce-s4"
+mdlm-probe train --init "$OUT/tiny-ce-s4" --steps 6000 --lr 1e-3 --seed 4 --threads 2 "${STAGE[@]}" --name tiny-ce --out "$OUT/tiny-ce"
 
 # 2-4. three fine-tunes of tiny-ce with the same steps, data, batch size and seed (run side by side,
 # one thread each). The CTC+CE ones use the canonical CE canvas (--slack-gaps 0: target packed left,
