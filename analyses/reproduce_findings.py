@@ -180,10 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         other = [m for m in MAPS if m != native_map(d)]
         for how in other:
             rescored.append(rescore_run(d, a.out / "eval" / f"{d.name}-as-{how}", how))
-    if rescored:
-        from mdlm_probe.commands.errors import errors
-
-        errors(run_dirs=rescored, pattern="all", only_wrong=False, show=0)
+    for d in rescored:
+        miners.mine_run(d, list(miners.DETECTORS))
 
     shift = shift_findings(a.out / "shift", ckpts)
     zeros = zero_findings(evals + rescored)

@@ -8,7 +8,7 @@ re-scored under each map: accuracy, and among the wrong answers the share with a
 
 import sys
 
-from mdlm_probe.compare import load_run
+from mdlm_probe.rundir import load_run
 from mdlm_probe.miners import mine
 from mdlm_probe.scoring import score_math
 from mdlm_probe.stats import wilson

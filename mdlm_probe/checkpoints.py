@@ -1,4 +1,4 @@
-"""Checkpoint folders and their `mdlm_probe.json` sidecar (see ../shared/CONVENTIONS.md).
+"""Checkpoint folders and their `mdlm_probe.json` sidecar (see docs/conventions.md).
 
 A checkpoint is a Hugging Face folder (config.json, weights, tokenizer files) plus the sidecar beside
 config.json. Shipped checkpoints live in `mdlm_probe/checkpoints/<name>/` as package data; that folder

@@ -1,29 +1,58 @@
 """The `mdlm-probe` command line: a thin layer over the library (one function per command).
 
-Shared option sets (the sampler options, `--ckpt`) are defined once here. Every command runs inside
-`main()`, which turns `BadInput` into one line on stderr and exit code 2 (CONVENTIONS.md).
+Shared option sets (the sampler options, `--ckpt`, `--threads`) are defined once here; the train options
+are built from `TrainConfig`'s fields. Help texts that list choices (benchmarks, adapters, remasking rules,
+caches, collapses, checkpoints) are read from the registries. Every command runs inside `main()`, which
+turns `BadInput` and every usage error (unknown option or command, missing value) into one line on stderr
+and exit code 2 (docs/conventions.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib
 import inspect
+import pkgutil
 import sys
+import typing
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
 
-from .checkpoints import DEFAULT_CKPT
+from . import __version__, commands
+from .adapters import adapter_names, load_model
+from .benchmarks import benchmark_names
+from .checkpoints import DEFAULT_CKPT, shipped_names
+from .collapse import COLLAPSES
 from .errors import BadInput
+from .records import RecordWriter, iter_jsonl, make_record
+from .sampler import CACHES, REMASKING, generate as run_generate, resolve_sampler
+from .schedules import SCHEDULES
+from .train import TrainConfig, train as run_train
+from .workers import set_threads
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Evaluate and diagnose masked diffusion language models (LLaDA, Dream, MDLM, tiny CE/CTC models).")
 console = Console()
 err_console = Console(stderr=True)
 
-CKPT_HELP = "Checkpoint: a shipped name (tiny-ce, tiny-ce-ft, tiny-ctc, tiny-ctc-surface), a folder or a Hub name."
+
+def choices(names) -> str:
+    """'a, b or c' for a help text."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+CKPT_HELP = f"Checkpoint: a shipped name ({', '.join(n for n in shipped_names() if n != 'tiny-random')}), a folder or a Hub name."
+ADAPTER_HELP = f"Force an adapter: {choices(adapter_names())}."
+ALLOW_MISSING_HELP = ("Load a checkpoint that lacks weights the adapter needs, initialising them from a fixed seed "
+                      "(two runs agree); without it such a checkpoint is refused.")
+BENCHMARK_HELP = f"Benchmark: {choices(benchmark_names())}."
+THREADS_HELP = ("torch CPU threads per process (default: OMP_NUM_THREADS when set, else 1: more threads gain "
+                "little on an idle CPU and stall badly when other work shares the cores; see README, Performance).")
 
 # name -> (type, help). Defaults are None: a value not given comes from the checkpoint's sidecar, then
 # the global defaults (sampler.resolve_sampler), and the resolved values go into the run's config.
@@ -33,32 +62,86 @@ SAMPLER_OPTIONS: dict[str, tuple[Any, str]] = {
     "block_length": (Optional[int], "Semi-autoregressive block length (gen-length = one block)."),
     "temperature": (Optional[float], "Gumbel-max temperature; 0 = greedy."),
     "cfg_scale": (Optional[float], "Classifier-free guidance scale (0 = off)."),
-    "remasking": (Optional[str], "Which proposals commit first: low_confidence, random, maskgit_plus, topk_margin, entropy."),
+    "remasking": (Optional[str], f"Which proposals commit first: {choices(REMASKING)}."),
+    "schedule": (Optional[str], f"Commits per step: {choices(SCHEDULES)} (dream: Dream's clock and draws; "
+                                "the dream adapter's default)."),
+    "top_k": (Optional[int], "Keep the k most likely tokens before proposing and scoring (0 = off; Dream: 50)."),
+    "top_p": (Optional[float], "Keep the smallest set of tokens reaching probability p, in (0, 1] (1 = off)."),
+    "alg_temp": (Optional[float], "Dream's alg_temp: > 0 draws which positions commit from softmax(confidence / alg_temp)."),
+    "eps": (Optional[float], "The dream schedule's final time, in (0, 1) (Dream: 1e-3)."),
     "threshold": (Optional[float], "Parallel decoding: commit every proposal at or above this confidence, in (0, 1] (Fast-dLLM)."),
-    "cache": (Optional[str], "Block KV cache: none, prefix (keys/values before the block) or dual (before and after it)."),
+    "cache": (Optional[str], f"Block KV cache: {choices(CACHES)} (prefix: keys/values before the block; "
+                             "dual: before and after it)."),
     "cache_refresh": (Optional[int], "With --cache: a full forward every N steps within a block (0 = only at block starts)."),
     "seed": (Optional[int], "Random seed."),
     "batch_size": (Optional[int], "Prompts decoded together."),
-    "collapse": (Optional[str], "Collapse map that is scored: surface (delete <slack>) or ctc (merge repeats too)."),
+    "collapse": (Optional[str], f"Collapse map that is scored: {choices(COLLAPSES)} (surface deletes <slack>; "
+                                "ctc merges repeats too)."),
 }
 
 
-def sampler_options(func: Callable) -> Callable:
-    """Add the shared sampler options to a command; they reach it as one dict, `sampler`."""
+def _with_options(func: Callable, param: str, extra: list[inspect.Parameter], build: Callable[[dict], Any]) -> Callable:
+    """`func` with `extra` options in place of its parameter `param`, which receives build(their values)."""
     sig = inspect.signature(func)
-    params = [p for p in sig.parameters.values() if p.name != "sampler"]
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=typ,
-                               default=typer.Option(None, "--" + name.replace("_", "-"), help=h,
-                                                    rich_help_panel="Sampler"))
-             for name, (typ, h) in SAMPLER_OPTIONS.items()]
+    params = [p for p in sig.parameters.values() if p.name != param]
+    names = {p.name for p in extra}
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        sampler = {k: kwargs.pop(k) for k in list(kwargs) if k in SAMPLER_OPTIONS}
-        return func(*args, sampler=sampler, **kwargs)
+        values = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+        return func(*args, **{param: build(values)}, **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=params + extra)
     return wrapper
+
+
+def _option(name: str, annotation: Any, default: Any, help: str, panel: str) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                             default=typer.Option(default, "--" + name.replace("_", "-"), help=help,
+                                                  rich_help_panel=panel))
+
+
+def sampler_options(func: Callable) -> Callable:
+    """Add the shared sampler options to a command; they reach it as one dict, `sampler`. Also `--threads`
+    (every command that decodes has sampler options), applied before the command runs."""
+    extra = [_option(name, typ, None, h, "Sampler") for name, (typ, h) in SAMPLER_OPTIONS.items()]
+    extra.append(_option("threads", Optional[int], None, THREADS_HELP, "Sampler"))
+
+    def build(values: dict) -> dict:
+        set_threads(values.pop("threads"))
+        return values
+    return _with_options(func, "sampler", extra, build)
+
+
+def config_options(cls: type, param: str, panel: str) -> Callable[[Callable], Callable]:
+    """Add one option per field of the dataclass `cls` that has help metadata (`--field-name`, the field's
+    type and default); they reach the command as one `cls` instance, `param`."""
+    hints = typing.get_type_hints(cls)
+
+    def annotation(t: Any) -> Any:
+        args = typing.get_args(t)
+        if type(None) in args:  # `X | None` -> Optional[X], which every typer understands
+            return Optional[next(a for a in args if a is not type(None))]
+        return t
+
+    extra = [_option(f.name, annotation(hints[f.name]), f.default, f.metadata["help"], panel)
+             for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+    def deco(func: Callable) -> Callable:
+        return _with_options(func, param, extra, lambda values: cls(**values))
+    return deco
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        console.print(f"mdlm-probe {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+                                       help="Print the version and exit.")):
+    """Evaluate and diagnose masked diffusion language models (LLaDA, Dream, MDLM, tiny CE/CTC models)."""
 
 
 # ----------------------------------------------------------------------------------------- generate
@@ -70,22 +153,19 @@ def generate(
     prompts_file: Optional[Path] = typer.Option(None, "--prompts-file", help="JSONL with a 'prompt' field per line."),
     chat: bool = typer.Option(True, "--chat/--no-chat", help="Use the tokenizer's chat template when it has one."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the sample records to this JSONL file."),
-    adapter: Optional[str] = typer.Option(None, "--adapter", help="Force an adapter: llada, dream, mdlm, masked-lm, local."),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help=ADAPTER_HELP),
+    allow_missing_weights: bool = typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ..."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, float16, float64."),
     sampler: dict = None,
 ):
     """Decode prompts with the diffusion sampler and show the text."""
-    from .adapters import load_model
-    from .records import RecordWriter, make_record
-    from .sampler import generate as run_generate, resolve_sampler
-
     prompts = list(prompt or [])
     if prompts_file is not None:
         prompts += read_prompts_file(prompts_file)
     if not prompts:
         raise BadInput("give --prompt TEXT or --prompts-file F.jsonl")
-    model = load_model(ckpt, adapter=adapter, device=device, dtype=dtype)
+    model = load_model(ckpt, adapter=adapter, device=device, dtype=dtype, allow_missing_weights=allow_missing_weights)
     cfg = resolve_sampler(sampler, model)
     recs = run_generate(model, prompts, cfg, chat=chat)
     writer = RecordWriter(out) if out else None
@@ -104,8 +184,6 @@ def generate(
 
 
 def read_prompts_file(path: Path) -> list[str]:
-    from .records import iter_jsonl
-
     out = []
     for n, obj in iter_jsonl(path, "prompts file"):
         if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
@@ -116,79 +194,78 @@ def read_prompts_file(path: Path) -> list[str]:
 
 # ----------------------------------------------------------------------------------------- train
 @app.command()
+@config_options(TrainConfig, "cfg", panel="Training (TrainConfig)")
 def train(
-    init: str = typer.Option("tiny", "--init", help="tiny (fresh built-in model), a checkpoint name, folder or Hub name."),
-    data: str = typer.Option("synthetic", "--data", help="synthetic, gsm8k, or a JSONL file (question/answer or prompt/response)."),
-    objective: str = typer.Option("ce", "--objective", help="ce or ctc+ce."),
-    collapse: str = typer.Option("surface", "--collapse", help="ctc+ce only: surface (delete <slack>) or ctc (standard CTC)."),
-    ctc_weight: float = typer.Option(1.0, "--ctc-weight", help="lambda in CE + lambda * CTC."),
-    slack_gaps: int = typer.Option(0, "--slack-gaps", help="ctc+ce only: at most this many <slack>s at random "
-                                   "gaps of the CE canvas, the rest after EOS (-1: all at random gaps)."),
-    steps: int = typer.Option(6000, "--steps"),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    lr: float = typer.Option(2e-3, "--lr"),
-    warmup: int = typer.Option(200, "--warmup"),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("cpu", "--device"),
-    eval_n: int = typer.Option(1000, "--eval-n", help="Held-out problems scored at the end (0 = skip)."),
-    save_every: int = typer.Option(250, "--save-every", help="Steps between resumable checkpoints."),
-    name: Optional[str] = typer.Option(None, "--name", help="Checkpoint name for the sidecar (default: the --out folder name)."),
-    n_layer: int = typer.Option(4, "--n-layer", help="Layers of a fresh tiny model (--init tiny)."),
-    n_embd: int = typer.Option(128, "--n-embd", help="Width of a fresh tiny model (--init tiny)."),
-    mlp_mult: int = typer.Option(4, "--mlp-mult", help="MLP width multiple of a fresh tiny model (--init tiny)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (1 avoids stalls when other work shares the cores)."),
     out: Path = typer.Option(..., "--out", help="Output folder: becomes a checkpoint folder usable with --ckpt."),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    cfg: TrainConfig = None,
 ):
     """Train with CE or CTC+CE; resumes from the last save after a kill."""
-    import torch
-
-    from .train import TrainConfig, train as run_train
-
-    if threads:
-        torch.set_num_threads(threads)
-    cfg = TrainConfig(init=init, data=data, objective=objective, collapse=collapse, ctc_weight=ctc_weight, slack_gaps=slack_gaps, steps=steps,
-                      batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, device=device, eval_n=eval_n,
-                      save_every=save_every, name=name, n_layer=n_layer, n_embd=n_embd, mlp_mult=mlp_mult)
-    side = run_train(cfg, out, progress=sys.stderr.isatty())
+    set_threads(threads)
+    side = run_train(cfg, out, progress="auto")
     held = side.get("heldout") or {}
     console.print(f"[bold]saved[/] {out}  held-out accuracy: {held.get('accuracy', 'not measured')}")
 
 
 # ----------------------------------------------------------------------------------------- commands in their own modules
-def _register_optional_commands() -> None:
-    """Each larger command lives in mdlm_probe/commands/<name>.py and exposes `register(app)`."""
-    import importlib
-    import pkgutil
-
-    from . import commands
-
+def _register_commands() -> None:
+    """Each larger command lives in mdlm_probe/commands/<name>.py and exposes `register(app)`; modules
+    without one (shared option helpers) are skipped. Imported here, after everything above is defined,
+    because those modules import this one (a real cycle: they use `sampler_options` and `console`)."""
     for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{commands.__name__}.{mod.name}").register(app)
+        module = importlib.import_module(f"{commands.__name__}.{mod.name}")
+        if hasattr(module, "register"):
+            module.register(app)
 
 
-_register_optional_commands()
+_register_commands()
+
+
+# ----------------------------------------------------------------------------------------- main
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(ClickException, Abort) classes of every click the installed typer may raise: typer >= 0.16 ships
+    its own copy as `typer._click`, older ones use `click`. Both are optional imports, hence the guards."""
+    found = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(name))
+        except ImportError:
+            pass
+    return (tuple(m.ClickException for m in found),
+            tuple(m.Abort for m in found if hasattr(m, "Abort")))  # typer's own copy raises typer.Abort
+
+
+CLICK_ERRORS, CLICK_ABORTS = _click_exceptions()
+
+
+def usage_line(e: Exception) -> str:
+    """One line for a click usage error: the message, then where help is."""
+    msg = " ".join(e.format_message().split())
+    ctx = getattr(e, "ctx", None)
+    where = f"{ctx.command_path} --help" if ctx is not None else "mdlm-probe --help"
+    return f"mdlm-probe: error: {msg} (see '{where}')"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: exit 0 ok, 2 bad input (one line), 1 internal error."""
+    """Entry point: exit 0 ok, 2 bad input or usage error (one line), 1 internal error."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False, prog_name="mdlm-probe")
     except BadInput as e:
         err_console.print(f"mdlm-probe: error: {e}", highlight=False, soft_wrap=True)
         return 2
     except typer.Exit as e:
         return e.exit_code
-    except typer.Abort:
+    except (typer.Abort, *CLICK_ABORTS):
         err_console.print("mdlm-probe: aborted")
         return 130
-    except Exception as e:  # click usage errors carry their own exit code (2)
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        raise
-    return 0
+    except CLICK_ERRORS as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `mdlm-probe` alone: the help was already printed
+            return 2
+        print(usage_line(e), file=sys.stderr)
+        return 2
+    # Without standalone mode, click returns the code of an `Exit` it caught (--help, --version) or the
+    # command's return value (None).
+    return rv if isinstance(rv, int) else 0
 
 
 def entry() -> None:

@@ -3,7 +3,7 @@
 `surface` only deletes `<slack>`: "1<slack>00" -> "100".
 `ctc` is the standard CTC map: merge consecutive repeats, then delete `<slack>`: "100" -> "10",
 while "10<slack>0" -> "100". This is why CTC-trained models can drop trailing zeros.
-Both also cut at the first EOS and drop padding (CONVENTIONS: "EOS and padding removed").
+Both also cut at the first EOS and drop padding (docs/conventions.md, Sample record).
 """
 
 from __future__ import annotations

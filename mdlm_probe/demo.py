@@ -4,10 +4,13 @@
 
     eval/synthetic-<ckpt>/   held-out synthetic problems          (mdlm_probe.evaluate.run_eval)
     eval/gsm8k-<ckpt>/       a GSM8K slice, when ../shared/data has it
-    shift/                   insert/delete at a few fractions and points (mdlm_probe.shift.run_sweep)
-    errors.jsonl + errors_summary.csv inside each run           (mdlm_probe.miners)
-    compare/                 tiny-ce-ft against the CTC checkpoints (mdlm_probe.compare)
-    report/index.html        everything above                      (mdlm_probe.report)
+    shift/                   insert/delete at a few fractions and points (mdlm_probe.shift.run_shift)
+    errors.jsonl + errors_summary.csv inside each run           (mdlm_probe.miners.mine_run)
+    compare/                 tiny-ce-ft against the CTC checkpoints (mdlm_probe.compare.write_compare)
+    report/index.html        everything above                      (mdlm_probe.report.build_report)
+
+It calls library functions only (never mdlm_probe.commands): the command passes `show`, which prints
+the errors and compare results as those commands do.
 
 Every step is resumable: eval and shift skip records already written, the rest is cheap and redone.
 """
@@ -20,7 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from . import miners, shift
+from .adapters import load_model
+from .checkpoints import resolve, shipped_names
+from .compare import write_compare
 from .errors import BadInput
+from .evaluate import run_eval
+from .report import build_report
+from .rundir import DEFAULT_CHAT
+from .sampler import resolve_sampler
 
 DEFAULT_CKPTS = ("tiny-ce-ft", "tiny-ctc", "tiny-ctc-surface")
 
@@ -60,8 +71,6 @@ def _slug(ckpt: str) -> str:
 
 
 def check_ckpts(ckpts: Sequence[str]) -> None:
-    from .checkpoints import resolve, shipped_names
-
     if not ckpts:
         raise BadInput("give at least one --ckpt")
     for c in ckpts:
@@ -74,11 +83,13 @@ def check_ckpts(ckpts: Sequence[str]) -> None:
             raise BadInput(f"{c!r} is a Hub name; the demo runs offline on local checkpoints")
 
 
-def run_demo(cfg: DemoConfig, out: Path | str, log: Callable[[str], None] = print, progress: bool = False,
+def run_demo(cfg: DemoConfig, out: Path | str, log: Callable[[str], None] = print,
+             progress: bool | str = False, show: Callable[[str, Any], None] = lambda what, result: None,
              ) -> dict[str, Any]:
-    """Run every step into `out`; returns {"report": path, "steps": [(name, seconds)], "seconds": total}."""
-    from .adapters import load_model
+    """Run every step into `out`; returns {"report": path, "steps": [(name, seconds)], "seconds": total}.
 
+    `show("errors", [MinedRun, ...])` and `show("compare", (result, out))` get those steps' results as
+    they finish (the command prints them)."""
     out = Path(out)
     ckpts = list(dict.fromkeys(cfg.ckpts))
     check_ckpts(ckpts)
@@ -133,12 +144,13 @@ def run_demo(cfg: DemoConfig, out: Path | str, log: Callable[[str], None] = prin
 
     # 3. failure patterns in every run
     runs = eval_dirs["synthetic"] + eval_dirs["gsm8k"] + [shift_dir]
-    step("errors · failure patterns in every run", lambda: _errors(runs))
+    step("errors · failure patterns in every run", lambda: show("errors", _errors(runs)))
 
     # 4. compare tiny-ce-ft (or the first checkpoint) with the others on the same problems
     compare_dir = out / "compare"
     if len(eval_dirs["synthetic"]) > 1:
-        step(f"compare · {ckpts[0]} vs {', '.join(ckpts[1:])}", lambda: _compare(eval_dirs["synthetic"], compare_dir))
+        step(f"compare · {ckpts[0]} vs {', '.join(ckpts[1:])}",
+             lambda: show("compare", _compare(eval_dirs["synthetic"], compare_dir)))
 
     # 5. the report
     extra = [compare_dir] if (compare_dir / "compare.json").is_file() else []
@@ -154,81 +166,34 @@ def _acc(summary: dict[str, Any]) -> str:
     return f"{summary['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] (n={summary['n']})"
 
 
-def _eval(ckpt: str, bench: str, out: Path, limit: int, sampler: dict[str, Any], model, progress: bool,
+def _eval(ckpt: str, bench: str, out: Path, limit: int, sampler: dict[str, Any], model, progress: bool | str,
           data_file: Path | None = None, num_processes: int = 1) -> dict[str, Any]:
-    from .evaluate import run_eval
-
     # one batch per worker at least, or the workers' start-up costs more than it saves
-    k = max(1, min(num_processes, limit // max(1, resolve_batch(model, sampler))))
+    k = max(1, min(num_processes, limit // max(1, resolve_sampler(sampler, model).batch_size)))
     return run_eval(ckpt, bench, out, sampler_overrides=sampler, limit=limit, data_file=data_file, model=model,
-                    progress=progress, num_processes=k)
-
-
-def resolve_batch(model, sampler: dict[str, Any]) -> int:
-    from .sampler import resolve_sampler
-
-    return resolve_sampler(sampler, model).batch_size
+                    progress=progress, num_processes=k, chat=DEFAULT_CHAT)
 
 
 def _shift(ckpts: list[str], out: Path, cfg: DemoConfig, model, log) -> list[dict[str, Any]]:
-    """What `mdlm-probe shift --ckpt ... --mode ... --fractions ... --at ... --limit N` does, as a library call."""
-    from . import shift as lib
-    from .benchmarks import get_benchmark
-    from .checkpoints import checkpoint_hash, resolve
-    from .records import read_records
-    from .rundir import prepare_run_dir
-    from .sampler import resolve_sampler
-
-    grid = lib.ShiftGrid(modes=list(cfg.modes), fractions=list(cfg.fractions), ats=list(cfg.ats))
-    cfgs = {c: resolve_sampler(cfg.sampler, model(c)) for c in ckpts}
-    for c in ckpts:
-        grid.validate(cfgs[c].gen_length)
-    bench = get_benchmark("synthetic")
-    samples = bench.load()[: cfg.n_shift]
-    paths = {c: resolve(c) for c in ckpts}
-    config = {
-        "command": "shift", "benchmark": bench.name, "data_source": bench.data_source(), "limit": cfg.n_shift,
-        "n": len(samples), "num_fewshot": 0, "chat": False, "adapter": None, "dtype": None,
-        "checkpoints": [{"name": c, "path": str(paths[c]), "hash": checkpoint_hash(paths[c]),
-                         "sampler": cfgs[c].to_dict()} for c in ckpts],
-        "grid": grid.to_dict(), "settings": [s.setting for s in grid.specs()],
-    }
-    out = prepare_run_dir(out, config, outputs=lib.OUTPUTS)
-    # Where an eval batch holds exactly a sweep batch (same problems and settings), its records are the clean run.
-    clean = {c: {"dir": str(out.parent / "eval" / f"synthetic-{_slug(c)}"), "hash": checkpoint_hash(paths[c])}
-             for c in ckpts}
-    if cfg.num_processes > 1:
-        job = {"ckpts": ckpts, "benchmark": bench.name, "data_file": None, "n": len(samples),
-               "cfgs": {c: cfgs[c].to_dict() for c in ckpts}, "grid": grid.to_dict(), "num_fewshot": 0,
-               "chat": False, "adapter": None, "device": None, "dtype": None, "clean_from": clean}
-        lib.run_sweep_parallel(cfg.num_processes, job, out, log=lambda s: log("    " + s))
-    else:
-        reuse = {c: lib.reusable_clean(v["dir"], v["hash"], cfgs[c], bench.name, 0, False) for c, v in clean.items()}
-        lib.run_sweep(ckpts, bench, samples, cfgs, grid, out, load=model, log=lambda s: log("    " + s),
-                      clean_from=reuse)
-    recs = read_records(out / lib.SHIFT_FILE)[0]
-    rows = lib.summarize(recs, grid)
-    lib.write_summary_csv(rows, out / lib.SUMMARY_FILE)
-    lib.plot_accuracy(rows, out / lib.ACC_PNG)
-    lib.plot_drop_heatmap(rows, out / lib.HEATMAP_PNG)
-    return rows
+    """`mdlm-probe shift --ckpt ... --mode ... --fractions ... --at ... --limit N --clean-from EVAL...`.
+    Where an eval batch holds exactly a sweep batch (same problems and settings), its records are the clean run."""
+    grid = shift.ShiftGrid(modes=list(cfg.modes), fractions=list(cfg.fractions), ats=list(cfg.ats))
+    evals = [d for c in ckpts if (d := out.parent / "eval" / f"synthetic-{_slug(c)}").is_dir()]
+    res = shift.run_shift(ckpts, out, grid, benchmark="synthetic", limit=cfg.n_shift, num_fewshot=0,
+                          chat=DEFAULT_CHAT, sampler=cfg.sampler, num_processes=cfg.num_processes, clean_from=evals,
+                          load=model, log=lambda s: log("    " + s))
+    return res.rows
 
 
-def _errors(run_dirs: list[Path]) -> None:
-    """`mdlm-probe errors RUN_DIR...`: errors.jsonl and errors_summary.csv in each run, a table printed."""
-    from .commands.errors import errors
-
-    errors(run_dirs=list(run_dirs), pattern="all", only_wrong=False, show=1)
+def _errors(run_dirs: list[Path]) -> list[miners.MinedRun]:
+    """`mdlm-probe errors RUN_DIR...`: errors.jsonl and errors_summary.csv in each run."""
+    return [miners.mine_run(d, list(miners.DETECTORS)) for d in run_dirs]
 
 
-def _compare(dirs: list[Path], out: Path) -> None:
+def _compare(dirs: list[Path], out: Path) -> tuple[dict[str, Any], Path]:
     """`mdlm-probe compare A B ... --force --out DIR` (each checkpoint's sidecar may set other sampler settings)."""
-    from .commands.compare import compare
-
-    compare(run_dirs=list(dirs), force=True, out=out, pattern="all", seed=0, show_ids=5)
+    return write_compare(dirs, out, force=True, patterns=list(miners.DETECTORS), seed=0)
 
 
 def _report(runs: list[Path], out: Path, ckpts: list[str]) -> Path:
-    from .report import build_report
-
     return build_report(runs, out, title=f"mdlm-probe demo: {', '.join(ckpts)}")

@@ -1,4 +1,4 @@
-"""Evaluation on benchmarks: from samples to scored records (CONVENTIONS.md), held-out accuracy, and
+"""Evaluation on benchmarks: from samples to scored records (docs/conventions.md), held-out accuracy, and
 `run_eval`, the library behind `mdlm-probe eval` (resumable run directories, shards, several processes).
 
 `build_records` is the one place a benchmark sample becomes a full sample record; `mdlm-probe eval`,
@@ -20,12 +20,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import synthetic
-from .benchmarks import Benchmark, Sample
-from .errors import BadInput
-from .records import make_record
+import torch
 
-SAMPLES, SUMMARY, SHARDS = "samples.jsonl", "summary.json", "shards"
+from . import synthetic
+from .adapters import describe_checkpoint, load_model
+from .benchmarks import Benchmark, Sample, get_benchmark
+from .cards import build_card
+from .checkpoints import checkpoint_hash
+from .errors import BadInput
+from .miners import eos_flood
+from .progress import Progress
+from .records import RecordWriter, iter_jsonl, make_record, read_records
+from .rundir import SAMPLES, SHARDS, _comparable, parse_shard, prepare_run_dir, read_run_records, shard_path
+from .sampler import SamplerConfig, generate, resolve_sampler
+from .stats import wilson
+from .workers import run_shards, worker_main
+
+SUMMARY = "summary.json"
 OUTPUTS = (SAMPLES, SUMMARY, SHARDS)
 
 
@@ -38,8 +49,6 @@ def build_records(model, bench: Benchmark, samples: Sequence[Sample], cfg, *, ck
     Record ids are `<benchmark>/<native id><id_suffix>`. `fork_args` (forks, forks_out, resume) go to
     `generate` (the shift sweep's shared decoding).
     """
-    from .sampler import generate
-
     texts = list(prompts) if prompts is not None else [bench.prompt(s, num_fewshot) for s in samples]
     ids = [f"{bench.name}/{s.native_id}" for s in samples]
     outs = generate(model, texts, cfg, hooks=hooks, chat=chat, sample_ids=ids, **fork_args)
@@ -53,10 +62,6 @@ def build_records(model, bench: Benchmark, samples: Sequence[Sample], cfg, *, ck
 
 def heldout_accuracy(ckpt: str | Path, n: int = synthetic.HELDOUT_SIZE, sampler: dict[str, Any] | None = None) -> float:
     """Accuracy (T = 0 by default) on the first `n` held-out synthetic problems."""
-    from .adapters import load_model
-    from .benchmarks import get_benchmark
-    from .sampler import SamplerConfig
-
     model = load_model(ckpt)
     cfg = SamplerConfig.from_dict(sampler or (model.sidecar or {}).get("sampler") or {})
     bench = get_benchmark("synthetic")
@@ -75,19 +80,6 @@ def batch_seed(seed: int, first_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{first_id}".encode()).digest()[:4], "big")
 
 
-def parse_shard(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """'i/n' -> (i, n) with 0 <= i < n."""
-    if spec is None or isinstance(spec, tuple):
-        return spec
-    try:
-        i, n = (int(x) for x in str(spec).split("/"))
-    except ValueError:
-        raise BadInput(f"--shard {spec!r}: expected i/n, e.g. 0/8") from None
-    if n < 1 or not 0 <= i < n:
-        raise BadInput(f"--shard {spec}: need 0 <= i < n")
-    return i, n
-
-
 def env_shard() -> tuple[int, int, int] | None:
     """(rank, world size, local rank) under `accelerate launch` / torchrun, else None."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -98,7 +90,7 @@ def env_shard() -> tuple[int, int, int] | None:
 
 
 def shard_file(out: Path, shard: tuple[int, int]) -> Path:
-    return out / SHARDS / f"samples-{shard[0]}-of-{shard[1]}.jsonl"
+    return shard_path(out, SAMPLES, shard)
 
 
 # ----------------------------------------------------------------------------------------- prompts
@@ -140,8 +132,6 @@ def decode_batch(model, bench: Benchmark, samples: Sequence[Sample], cfg, *, ckp
 # ----------------------------------------------------------------------------------------- summary and merging
 def summarize(records: Sequence[dict[str, Any]], n_planned: int | None = None) -> dict[str, Any]:
     """n, accuracy with a Wilson 95% interval, verdict counts, per-metric rates, truncations."""
-    from .stats import wilson
-
     scored = [r for r in records if r.get("correct") is not None]
     k = sum(bool(r["correct"]) for r in scored)
     lo, hi = wilson(k, len(scored))
@@ -152,6 +142,7 @@ def summarize(records: Sequence[dict[str, Any]], n_planned: int | None = None) -
     for name in sorted({m for r in records for m, v in (r.get("scores") or {}).items() if isinstance(v, bool)}):
         vals = [r["scores"][name] for r in records if isinstance((r.get("scores") or {}).get(name), bool)]
         metrics[name] = round(sum(vals) / len(vals), 6) if vals else None
+    empty = sum(bool(eos_flood(r)) for r in records)  # nothing to score: empty or only EOS after collapse
     return {
         "n": len(records),
         "n_planned": n_planned if n_planned is not None else len(records),
@@ -161,6 +152,13 @@ def summarize(records: Sequence[dict[str, Any]], n_planned: int | None = None) -
         "ci95": [round(lo, 6), round(hi, 6)] if scored else None,
         "verdicts": dict(sorted(verdicts.items())),
         "scores": metrics,
+        # lm-eval's two GSM8K filters side by side ("strict-match", "flexible-extract"); `accuracy` is
+        # strict where strict found an answer, else flexible (docs/eval.md)
+        "extraction": {"strict": metrics["strict"], "flexible": metrics["flexible"],
+                       "strict_found": metrics.get("strict_found")}
+        if "strict" in metrics and "flexible" in metrics else None,
+        "empty_outputs": empty,
+        "empty_rate": round(empty / len(records), 6) if records else None,
         "truncated_prompts": sum(1 for r in records if (r.get("prompt_info") or {}).get("cut_tokens")),
         "generated_tokens": sum(len(r.get("output_ids") or []) for r in records),
         "nfe_mean": round(sum(r.get("nfe") or 0 for r in records) / len(records), 3) if records else None,
@@ -175,19 +173,9 @@ def timing(records: Sequence[dict[str, Any]], wall: float, **extra: Any) -> dict
             "samples_per_second": round(len(records) / decode, 3) if decode > 0 else None, **extra}
 
 
-def record_files(out: Path) -> list[Path]:
-    return [out / SAMPLES] + sorted((out / SHARDS).glob("samples-*-of-*.jsonl"))
-
-
 def collect(out: Path) -> dict[str, dict[str, Any]]:
-    """id -> record over samples.jsonl and every shard file (first one wins)."""
-    from .records import read_records
-
-    got: dict[str, dict[str, Any]] = {}
-    for f in record_files(out):
-        for r in read_records(f)[0]:
-            got.setdefault(r["id"], r)
-    return got
+    """id -> record over samples.jsonl and every shard file (first one wins; one checkpoint per eval run)."""
+    return {r["id"]: r for r in read_run_records(out, SAMPLES)[0]}
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -200,8 +188,6 @@ def finalize(out: Path, plan_ids: Sequence[str], header: dict[str, Any], wall: f
              **timing_extra: Any) -> dict[str, Any] | None:
     """When every planned id has a record: samples.jsonl in plan order (rewritten only if it is not
     already), and summary.json. Returns the summary, or None while ids are missing."""
-    from .records import read_records
-
     got = collect(out)
     if any(i not in got for i in plan_ids):
         return None
@@ -215,37 +201,16 @@ def finalize(out: Path, plan_ids: Sequence[str], header: dict[str, Any], wall: f
 
 
 # ----------------------------------------------------------------------------------------- progress
-class _Progress:
-    """A rich progress bar (samples/s, running accuracy, ETA) on stderr; silent when off."""
+def _progress(progress: bool | str, label: str, total: int, done: int, correct: int) -> Progress:
+    """True: a bar; False: nothing; "auto": a bar on a terminal, else a line every few seconds."""
+    mode = {True: "bar", False: "off"}.get(progress, progress) if isinstance(progress, bool) else progress
+    bar = Progress(label, total, done, mode=mode)
+    bar.update(done, _acc(done, correct))
+    return bar
 
-    def __init__(self, on: bool, total: int, done: int, correct: int, label: str):
-        self.on, self.total, self.done, self.correct, self.start_done = on, total, done, correct, done
-        self.t0 = time.perf_counter()
-        if not on:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]} samples/s"), TextColumn("acc {task.fields[acc]}"),
-                            TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-        self.task = self.bar.add_task(label, total=total, completed=done, rate="-", acc=self._acc())
-        self.bar.start()
-
-    def _acc(self) -> str:
-        return f"{self.correct / self.done:.3f}" if self.done else "-"
-
-    def update(self, done: int, correct: int) -> None:
-        self.done, self.correct = done, correct
-        if not self.on:
-            return
-        el = time.perf_counter() - self.t0
-        rate = (done - self.start_done) / el if el > 0 else 0.0
-        self.bar.update(self.task, completed=done, rate=f"{rate:.2f}", acc=self._acc())
-
-    def close(self) -> None:
-        if self.on:
-            self.bar.stop()
+def _acc(done: int, correct: int) -> str:
+    return f"acc {correct / done:.3f}" if done else "acc -"
 
 
 # ----------------------------------------------------------------------------------------- run_eval
@@ -253,9 +218,9 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
              sampler_overrides: dict[str, Any] | None = None, limit: int | None = None,
              num_fewshot: int | None = None, chat: bool = True, data_file: str | Path | None = None,
              predictions: str | Path | None = None, shard: str | tuple[int, int] | None = None,
-             overwrite: bool = False, progress: bool = False, *, subset: str | None = None,
+             overwrite: bool = False, progress: bool | str = False, *, subset: str | None = None,
              num_processes: int = 1, adapter: str | None = None, device: str | None = None,
-             dtype: str | None = None, model=None) -> dict[str, Any]:
+             dtype: str | None = None, allow_missing_weights: bool = False, model=None) -> dict[str, Any]:
     """Evaluate `ckpt` on `benchmark` into the run directory `out`; returns the summary.
 
     Resumes a killed run (only missing ids are decoded); a different config in `out` is BadInput unless
@@ -265,42 +230,35 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
     spawns that many shard workers (one GPU each when CUDA is there) and merges. Under `accelerate launch`
     (WORLD_SIZE > 1) the shard comes from RANK / WORLD_SIZE and the device from LOCAL_RANK.
     """
-    from .benchmarks import get_benchmark
-    from .checkpoints import checkpoint_hash, read_sidecar, resolve
-    from .rundir import prepare_run_dir
-    from .sampler import resolve_sampler
-
     t0 = time.perf_counter()
     out = Path(out)
     bench = benchmark if isinstance(benchmark, Benchmark) else \
         get_benchmark(benchmark, data_file=data_file, **({"subset": subset} if subset else {}))
-    if subset and bench.name != "gpqa":
-        raise BadInput(f"--subset is a gpqa option; {bench.name} has none")
+    if subset and not bench.subsets:
+        raise BadInput(f"--subset {subset}: {bench.name} has no subsets")
     if limit is not None and limit <= 0:
         raise BadInput(f"--limit {limit}: must be positive")
     if num_processes < 1:
         raise BadInput(f"--num-processes {num_processes}: must be at least 1")
     shard = parse_shard(shard)
+    if predictions is None:  # the checkpoint and its settings first: cheaper than the data, and named as such
+        info = model if model is not None else describe_checkpoint(ckpt, adapter)  # no weights yet
+        path, sidecar = info.path, info.sidecar
+        cfg = resolve_sampler(sampler_overrides, info)
     from_env = None
     if shard is None and num_processes == 1 and (from_env := env_shard()) is not None:
         shard = (from_env[0], from_env[1])
-        import torch
-
         if device is None and torch.cuda.is_available():
             device = f"cuda:{from_env[2]}"
     if shard is not None and num_processes > 1:
         raise BadInput("give --shard or --num-processes, not both")
     if shard is not None and shard[1] == 1:
         shard = None
-    samples = bench.load()
-    if limit is not None:
-        samples = samples[:limit]
+    every = bench.load()
+    samples = every[:limit] if limit is not None else every
     if predictions is not None:
-        return _run_predictions(bench, samples, Path(predictions), out, num_fewshot, overwrite, t0)
+        return _run_predictions(bench, every, samples, Path(predictions), out, num_fewshot, overwrite, t0)
 
-    path = model.path if model is not None else resolve(ckpt)
-    sidecar = model.sidecar if model is not None else read_sidecar(path)
-    cfg = resolve_sampler(sampler_overrides, model if model is not None else _SidecarOnly(sidecar))
     if num_fewshot is None:
         side_k = (sidecar or {}).get("default_fewshot")
         num_fewshot = int(side_k) if side_k is not None else bench.default_fewshot
@@ -316,11 +274,16 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
         "chat": chat, "sampler": cfg.to_dict(), "seed": cfg.seed, "predictions": None,
         "batching": "fixed batches of sampler.batch_size over the id order; batch seed from (seed, first id)",
         "shard": f"{shard[0]}/{shard[1]}" if shard else None, "num_processes": num_processes,
+        # recorded only when used, so runs of complete checkpoints keep the config they always had
+        **({"allow_missing_weights": True} if allow_missing_weights else {}),
+        "card": build_card(benchmark=bench.name, checkpoint=path, checkpoint_hash=ckpt_hash, dtype=dtype,
+                           device=device, overrides=sampler_overrides, chat=chat),
     }
     if from_env is not None and from_env[0] > 0:
         _wait_for_config(out, config)  # rank 0 creates (or overwrites) the run directory
     else:
-        prepare_run_dir(out, config, overwrite=overwrite, outputs=OUTPUTS)
+        # a larger --limit extends the run: the records so far are reused
+        prepare_run_dir(out, config, overwrite=overwrite, outputs=OUTPUTS, grows=("limit", "n_planned"))
     header = {"benchmark": bench.name, "ckpt": ckpt_name, "checkpoint_hash": ckpt_hash,
               "data_source": bench.data_source(), "num_fewshot": num_fewshot, "sampler": cfg.to_dict()}
 
@@ -328,7 +291,8 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
         return _spawn(out, plan_ids, header, t0, num_processes, progress, device, ckpt_hash, dict(
             ckpt=str(ckpt), benchmark=bench.name, out=str(out), sampler_overrides=sampler_overrides, limit=limit,
             num_fewshot=num_fewshot, chat=chat, data_file=str(bench.data_file) if bench.data_file else None,
-            subset=bench.options.get("subset"), adapter=adapter, dtype=dtype))
+            subset=bench.options.get("subset"), adapter=adapter, dtype=dtype,
+            allow_missing_weights=allow_missing_weights))
 
     batches = plan_batches(len(samples), cfg.batch_size)
     mine = [k for k in range(len(batches)) if shard is None or k % shard[1] == shard[0]]
@@ -340,12 +304,10 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
     n_right = sum(bool(done[plan_ids[j]].get("correct")) for k in mine for j in batches[k] if plan_ids[j] in done)
     label = f"{bench.name} {ckpt_name}" + (f" shard {shard[0]}/{shard[1]}" if shard else "")
     if todo:
-        from .adapters import load_model
-        from .records import RecordWriter
-
         if model is None:
-            model = load_model(path, adapter=adapter, device=device, dtype=dtype)
-        bar = _Progress(progress, total, n_done, n_right, label)
+            model = load_model(path, adapter=adapter, device=device, dtype=dtype,
+                               allow_missing_weights=allow_missing_weights)
+        bar = _progress(progress, label, total, n_done, n_right)
         try:
             with RecordWriter(target) as w:
                 for k in todo:
@@ -356,7 +318,7 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
                             w.write(r)
                             n_done += 1
                             n_right += bool(r["correct"])
-                    bar.update(n_done, n_right)
+                    bar.update(n_done, _acc(n_done, n_right))
         finally:
             bar.close()
     dev = str(model.device) if model is not None else device
@@ -368,16 +330,7 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
     return {**summary, "complete": True}
 
 
-class _SidecarOnly:
-    """Enough of a model for `resolve_sampler` before (or without) loading the weights."""
-
-    def __init__(self, sidecar: dict[str, Any] | None):
-        self.sidecar = sidecar
-
-
 def _wait_for_config(out: Path, config: dict[str, Any], timeout: float = 900.0) -> None:
-    from .rundir import _comparable
-
     want = _comparable(json.loads(json.dumps(config, default=str)))
     t_end = time.time() + timeout
     while time.time() < t_end:
@@ -394,29 +347,19 @@ def _wait_for_config(out: Path, config: dict[str, Any], timeout: float = 900.0) 
 def _spawn(out: Path, plan_ids: list[str], header: dict[str, Any], t0: float, k: int, progress: bool,
            device: str | None, ckpt_hash: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Run K shard workers (`python -c ... _worker`), show their joint progress, merge their shards."""
-    import torch
-
-    from .records import read_records
-    from .workers import cpu_env, run_workers
-
-    n_gpu = torch.cuda.device_count() if (device is None or str(device).startswith("cuda")) else 0
-    jobs, envs = [], []
-    for i in range(k):
-        extra = {"MDLM_PROBE_CKPT_HASH": ckpt_hash, "WORLD_SIZE": "1"}
-        envs.append({**os.environ, **extra} if n_gpu else cpu_env(k, **extra))
-        jobs.append({**kwargs, "shard": f"{i}/{k}", "device": f"cuda:{i % n_gpu}" if n_gpu else (device or "cpu")})
     files = [shard_file(out, (i, k)) for i in range(k)]
     base = {r["id"]: r for r in read_records(out / SAMPLES)[0]}
-    bar = _Progress(progress, len(plan_ids), 0, 0, f"{header['benchmark']} {header['ckpt']} x{k}")
+    bar = _progress(progress, f"{header['benchmark']} {header['ckpt']} x{k}", len(plan_ids), 0, 0)
 
     def tick() -> None:
         got = dict(base)
         for f in files:
             got.update({r["id"]: r for r in read_records(f)[0]})
-        bar.update(len(got), sum(bool(r.get("correct")) for r in got.values()))
+        bar.update(len(got), _acc(len(got), sum(bool(r.get("correct")) for r in got.values())))
 
     try:
-        run_workers("from mdlm_probe.evaluate import _worker; _worker()", jobs, envs, tick=tick)
+        run_shards("from mdlm_probe.evaluate import _worker; _worker()", kwargs, k, device=device,
+                   env={"MDLM_PROBE_CKPT_HASH": ckpt_hash, "WORLD_SIZE": "1"}, tick=tick)
     finally:
         bar.close()
     summary = finalize(out, plan_ids, header, time.perf_counter() - t0, device=device, num_processes=k)
@@ -427,16 +370,12 @@ def _spawn(out: Path, plan_ids: list[str], header: dict[str, Any], t0: float, k:
 
 def _worker() -> None:
     """Entry of one spawned shard worker."""
-    from .workers import worker_main
-
     worker_main(lambda job: run_eval(**job))
 
 
 # ----------------------------------------------------------------------------------------- predictions
 def read_predictions(path: Path, bench: Benchmark, known: dict[str, Sample]) -> dict[str, str]:
     """native id -> completion from a JSONL of {id | native_id | doc_id, completion}."""
-    from .records import iter_jsonl
-
     preds: dict[str, str] = {}
     for n, obj in iter_jsonl(path, "predictions file"):
         if not isinstance(obj, dict):
@@ -455,21 +394,22 @@ def read_predictions(path: Path, bench: Benchmark, known: dict[str, Sample]) -> 
     return preds
 
 
-def _run_predictions(bench: Benchmark, samples: list[Sample], path: Path, out: Path, num_fewshot: int | None,
-                     overwrite: bool, t0: float) -> dict[str, Any]:
-    """Score completions made elsewhere (no model): records and summary as a normal run."""
-    from .records import RecordWriter
-    from .rundir import prepare_run_dir
-
-    known = {s.native_id: s for s in samples}
-    preds = read_predictions(path, bench, known)
+def _run_predictions(bench: Benchmark, every: list[Sample], samples: list[Sample], path: Path, out: Path,
+                     num_fewshot: int | None, overwrite: bool, t0: float) -> dict[str, Any]:
+    """Score completions made elsewhere (no model): records and summary as a normal run. Ids are checked
+    against the whole benchmark; `samples` (the first --limit of them) are the ones scored."""
+    preds = read_predictions(path, bench, {s.native_id: s for s in every})
     chosen = [s for s in samples if s.native_id in preds]  # benchmark order
+    if not chosen:
+        raise BadInput(f"{path}: none of its ids is among the first {len(samples)} {bench.name} samples (--limit)")
     k = 0 if num_fewshot is None else num_fewshot
     name = f"predictions:{path.name}"
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     config = {"command": "eval", "benchmark": bench.name, "ckpt": name, "checkpoint_hash": None,
               "data_source": bench.data_source(), "benchmark_options": bench.options, "n_planned": len(chosen),
-              "num_fewshot": k, "predictions": str(path), "predictions_sha256": digest, "sampler": None}
+              "num_fewshot": k, "predictions": str(path), "predictions_sha256": digest, "sampler": None,
+              "card": build_card(benchmark=bench.name, checkpoint=None, checkpoint_hash=None, dtype=None,
+                                 device=None, overrides=None, chat=None)}
     prepare_run_dir(out, config, overwrite=overwrite, outputs=OUTPUTS)
     done = collect(out)
     scored = bench.score_many([preds[s.native_id] for s in chosen], chosen)

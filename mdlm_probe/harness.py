@@ -26,8 +26,11 @@ from typing import Any, Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .adapters import MaskedDiffusionModel, load_model
+from .benchmarks import go_offline, hub_reachable
 from .errors import BadInput
 from .sampler import SamplerConfig, diffuse, generate, resolve_sampler
+from .scoring import cut_at_stops
 
 MODEL_NAME = "mdlm_probe"
 SAMPLER_FIELDS = {f.name: f for f in fields(SamplerConfig)}
@@ -35,15 +38,7 @@ log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------- pure helpers
-def cut_at_stop(text: str, until: Sequence[str]) -> str:
-    """Cut `text` at the earliest occurrence of any stop string (empty strings ignored)."""
-    cut = len(text)
-    for s in until:
-        if s:
-            i = text.find(s)
-            if 0 <= i < cut:
-                cut = i
-    return text[:cut]
+cut_at_stop = cut_at_stops  # lm-eval's `until`: the one stop-string cutter is scoring's
 
 
 def mask_counts(T: int, b: int, gen: torch.Generator) -> torch.Tensor:
@@ -123,13 +118,13 @@ def _coerce(name: str, value: Any) -> Any:
         return None
     if isinstance(value, str) and value.strip().lower() in ("none", "null", ""):
         return None
-    default = SAMPLER_FIELDS[name].default
+    kind = str(SAMPLER_FIELDS[name].type)  # e.g. "float | None": the annotation, since a default may be None
     try:
-        if isinstance(default, bool):
+        if "bool" in kind:
             return _as_bool(value)
-        if isinstance(default, int):
+        if "int" in kind:
             return int(value)
-        if isinstance(default, float) or name == "threshold":
+        if "float" in kind:
             return float(value)
     except (TypeError, ValueError):
         raise BadInput(f"{name}={value!r} is not a valid value") from None
@@ -198,8 +193,6 @@ class MDLMProbeLM(_lm_base()):
                  check_greedy: Any = False, max_length: int | None = None, max_batch_size: Any = None,
                  **sampler: Any):
         super().__init__()
-        from .adapters import MaskedDiffusionModel, load_model
-
         unknown = sorted(set(sampler) - set(SAMPLER_FIELDS))
         if unknown:
             raise BadInput(f"unknown {MODEL_NAME} model_args {', '.join(unknown)}; expected pretrained, adapter, "
@@ -392,17 +385,38 @@ def _with_default_model(argv: list[str]) -> list[str]:
     return argv if given else [*argv, "--model", MODEL_NAME]
 
 
+OFFLINE_HINT = ("lm-eval's tasks read their data from the Hugging Face Hub: run where the Hub is reachable, "
+                "from a filled cache with HF_HUB_OFFLINE=1, or on local files with a task YAML over them "
+                "(--include_path DIR; docs/lm_eval.md, 'Tasks on local files')")
+
+
+def _connection_errors() -> tuple[type, ...]:
+    """What lm-eval raises when a task's data cannot be fetched: the built-in ConnectionError (datasets,
+    huggingface_hub's OfflineModeIsEnabled) or requests' own (an optional dependency, hence the guard)."""
+    try:
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+    except ImportError:
+        return (ConnectionError,)
+    return (ConnectionError, RequestsConnectionError)
+
+
 def run_lm_eval_cli(argv: Iterable[str]) -> int:
-    """Register the model and run lm-eval's CLI with `argv` (what follows `lm-eval`); returns its exit code."""
+    """Register the model and run lm-eval's CLI with `argv` (what follows `lm-eval`); returns its exit code.
+    An unreachable Hub is detected first (no retries) and a failed data download is one BadInput line."""
     register()
     from lm_eval.__main__ import cli_evaluate
 
+    if not hub_reachable():
+        go_offline()  # the Hub clients read their cache only, at once, instead of retrying
     saved = sys.argv
     sys.argv = ["lm-eval", *_with_default_model(list(argv))]
     try:
         cli_evaluate()
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except _connection_errors() as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BadInput(f"lm-eval could not fetch a task's data ({first}); {OFFLINE_HINT}") from None
     finally:
         sys.argv = saved
     return 0

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .decode_state import StepState
 from .errors import BadInput
-from .sampler import StepState
 
 MODES = ("insert", "delete", "displace", "swap")
 
@@ -81,7 +81,11 @@ def edit_map(mode: str, points: list[int], gen_length: int, direction: str = "ri
 
 @dataclass(frozen=True)
 class Shift:
-    """A step hook: when a row's committed fraction reaches `at` (or after `at_step` steps), edit it once."""
+    """A step hook: when a row's committed fraction reaches `at` (or after `at_step` steps), edit it once.
+
+    Committed is `StepState.committed_fraction`: positions the model committed (`commit_step >= 0`). The
+    edit moves the trajectory entries with the tokens and marks moved tokens `commit_step = -1` (the hook
+    contract in `StepState`)."""
 
     mode: str
     fraction: float = 0.0
@@ -127,17 +131,12 @@ class Shift:
         """(B,) bool: rows whose trigger has been reached at this step."""
         if self.at_step is not None:
             return torch.full((state.x.shape[0],), state.step + 1 >= self.at_step, dtype=torch.bool)
-        return (self.committed(state) >= self.at - 1e-9).cpu()
-
-    @staticmethod
-    def committed(state: StepState) -> torch.Tensor:
-        """(B,) share of response positions the model has committed (a [MASK] it proposed counts too)."""
-        return (state.commit_step >= 0).float().mean(1)
+        return (state.committed_fraction() >= self.at - 1e-9).cpu()
 
     def __call__(self, state: StepState) -> None:
         done = state.info.setdefault(self.key, {})
         P, G = state.prompt_len, state.gen_length
-        due, frac = self.due(state), self.committed(state)
+        due, frac = self.due(state), state.committed_fraction()
         for j, sid in enumerate(state.sample_ids):
             if sid in done or not bool(due[j]):
                 continue

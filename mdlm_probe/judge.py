@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import BadInput
+from .records import RecordWriter, read_records
+from .rundir import SHIFT
 
 SYSTEM = ("You are an impartial judge. Compare two responses to the same prompt and decide which is better: "
           "more correct, coherent and complete. Reply with exactly one verdict: [[A]] if response A is better, "
@@ -89,11 +91,8 @@ def judge_run(out_dir: Path | str, judge: Judge, log: Callable[[str], None] = la
     Pairs already judged successfully are skipped; those that failed are retried (the last line wins).
     Returns {(ckpt, id): judgement} for the summary.
     """
-    from .records import RecordWriter, read_records
-    from .shift import SHIFT_FILE
-
     out_dir = Path(out_dir)
-    recs = read_records(out_dir / SHIFT_FILE)[0]
+    recs = read_records(out_dir / SHIFT)[0]
     clean = {(r["ckpt"], r["id"]): r for r in recs if r["id"].endswith("@clean")}
     judged = {(j["ckpt"], j["id"]): j for j in read_records(out_dir / JUDGE_FILE)[0]}
     errors = 0
@@ -116,8 +115,6 @@ def judge_run(out_dir: Path | str, judge: Judge, log: Callable[[str], None] = la
 
 
 def read_judged(out_dir: Path | str) -> dict[tuple, dict] | None:
-    from .records import read_records
-
     p = Path(out_dir) / JUDGE_FILE
     if not p.is_file():
         return None

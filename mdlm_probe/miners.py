@@ -1,18 +1,25 @@
-"""Failure-pattern detectors: small functions over one sample record (CONVENTIONS.md), registered by name.
+"""Failure-pattern detectors: small functions over one sample record (docs/conventions.md), registered by name.
 
-Each detector reads `text` (the scored output) against `reference` and `prompt` (and `raw_text` where the
-pattern lives before collapse) and returns `Finding`s, each with an evidence span `[start, end)` into
-`text`. Detectors are deliberately literal, so a finding can be checked by eye; their precision and
-recall on hand-labelled cases (tests/fixtures/miners/) are printed by analyses/miner_quality.py.
+Each detector reads `text` (the scored output) against `reference` and the question the record answers
+(`question`: the prompt without its few-shot exemplars), and `raw_text` where the pattern lives before
+collapse, and returns `Finding`s, each with an evidence span `[start, end)` into `text`. Detectors are
+deliberately literal, so a finding can be checked by eye; `detector_quality` measures their precision and
+recall on hand-labelled cases (tests/fixtures/miners/, printed by analyses/miner_quality.py).
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from .errors import BadInput
 from .records import record_key
+from .rundir import load_run
 
 DETECTORS: dict[str, Callable[[dict[str, Any]], list["Finding"]]] = {}
 NEEDS_REFERENCE = {"trailing-zero", "repeated-token", "misplaced-char", "shift-artifact"}
@@ -31,7 +38,10 @@ class Finding:
 
 
 def detector(name: str):
+    """Function decorator: register a detector of the pattern `name`; a name already taken is refused."""
     def deco(fn):
+        if DETECTORS.get(name, fn) is not fn:
+            raise ValueError(f"detector {name!r} is already registered (by {DETECTORS[name].__qualname__})")
         DETECTORS[name] = fn
         fn.pattern = name
         return fn
@@ -70,9 +80,47 @@ def numbers(text: str) -> list[tuple[str, int, int]]:
     return [(norm_num(m.group()), m.start(), m.end()) for m in NUM.finditer(text or "")]
 
 
+# Where a prompt's question starts: lm-eval's "Question:" (gsm8k), "Q:" (gsm8k-cot) or "Problem:", at a line
+# start, so a chat template wrapped around the whole prompt leaves the last one in place.
+QUESTION = re.compile(r"(?m)^[ \t]*(?:Question|Q|Problem)[ \t]*:")
+
+
+def question(rec: dict[str, Any]) -> str:
+    """The question the record answers: the prompt from its last question marker on, so a few-shot prompt's
+    exemplars (and a chat template's system text before it) are left out; the whole prompt when it has none."""
+    prompt = rec.get("prompt") or ""
+    last = None
+    for last in QUESTION.finditer(prompt):
+        pass
+    return prompt[last.start():] if last else prompt
+
+
 def context_numbers(rec: dict[str, Any]) -> set[str]:
-    """Numbers the reference or the prompt itself uses (never counted as errors)."""
-    return {n for n, _, _ in numbers(rec.get("reference") or "") + numbers(rec.get("prompt") or "")}
+    """Numbers the reference or the question itself uses (never counted as errors)."""
+    return {n for n, _, _ in numbers(rec.get("reference") or "") + numbers(question(rec))}
+
+
+def reference_answer(rec: dict[str, Any]) -> str | None:
+    """The reference's final answer as a plain number ('1,200' -> '1200'): `reference_answer`, else the
+    reference's `#### N` line; None when it is no unsigned number."""
+    ans = rec.get("reference_answer")
+    if not isinstance(ans, str) and "####" in (rec.get("reference") or ""):
+        ans = rec["reference"].rsplit("####", 1)[1]
+    ans = (ans or "").strip().lstrip("$").strip() if isinstance(ans, str) else ""
+    return norm_num(ans) if NUM.fullmatch(ans) else None
+
+
+# A final answer as the scorer's strict rule writes it, plus "#" runs ("####" merged by the ctc map).
+ANSWER = re.compile(r"(?:#+|[Tt]he (?:final )?answer is:?)[ \t]*\$?[ \t]*(" + NUM.pattern + ")")
+
+
+def final_answer(rec: dict[str, Any]) -> tuple[str, int, int] | None:
+    """(value, start, end) of the output's last marked answer (`#### N`, `# N`, "The answer is N") before
+    any made-up next question (a canvas that runs on past its answer); None when it marks none."""
+    t = text_of(rec)
+    stop = QUESTION.search(t)
+    hits = list(ANSWER.finditer(t, 0, stop.start() if stop else len(t)))
+    return (norm_num(hits[-1].group(1)), *hits[-1].span(1)) if hits else None
 
 
 def text_of(rec: dict[str, Any]) -> str:
@@ -84,10 +132,22 @@ def text_of(rec: dict[str, Any]) -> str:
 def trailing_zero(rec: dict[str, Any]) -> list[Finding]:
     """A number equal to a reference number with trailing zeros removed (1200 -> 120 or 12; 2,000 -> 200).
 
-    Only candidates of two or more digits count, and never a number the reference or prompt uses itself.
+    In the body, only candidates of two or more digits count, and never a number the reference or the
+    question uses itself. The final answer counts whenever it equals the reference answer with one or
+    more trailing zeros removed, whatever its length (`#### 5` for 500).
     """
     if not has_reference(rec):
         return []
+    out = []
+    t = text_of(rec)
+    ref, final = reference_answer(rec), final_answer(rec)
+    if ref and final and "." not in ref + final[0]:
+        zeros = len(ref) - len(ref.rstrip("0"))
+        k = len(ref) - len(final[0])
+        if 1 <= k <= zeros and ref[:-k] == final[0]:
+            v, a, b = final
+            out.append(Finding("trailing-zero", a, b, t[a:b],
+                               {"number": v, "reference_number": ref, "zeros_lost": k, "final_answer": True}))
     dropped: dict[str, tuple[str, int]] = {}  # candidate -> (reference number, zeros lost)
     for n, _, _ in numbers(rec["reference"]):
         if "." in n:
@@ -96,13 +156,12 @@ def trailing_zero(rec: dict[str, Any]) -> list[Finding]:
             if len(n) - k >= 2:  # a lone digit ("2000" -> "2") matches by chance far too often
                 dropped.setdefault(n[:-k], (n, k))  # the fewest zeros lost wins
     seen = context_numbers(rec)
-    out = []
-    t = text_of(rec)
+    taken = {(f.start, f.end) for f in out}
     for n, a, b in numbers(t):
-        if n in dropped and n not in seen:
-            ref, k = dropped[n]
-            out.append(Finding("trailing-zero", a, b, t[a:b], {"number": n, "reference_number": ref, "zeros_lost": k}))
-    return out
+        if n in dropped and n not in seen and (a, b) not in taken:
+            ref_n, k = dropped[n]
+            out.append(Finding("trailing-zero", a, b, t[a:b], {"number": n, "reference_number": ref_n, "zeros_lost": k}))
+    return sorted(out, key=lambda f: f.start)
 
 
 # ----------------------------------------------------------------------------------------- repeated-token
@@ -139,7 +198,7 @@ def repeated_token(rec: dict[str, Any]) -> list[Finding]:
     if not has_reference(rec):
         return []
     t = text_of(rec)
-    ctx = (rec.get("reference") or "") + "\n" + (rec.get("prompt") or "")
+    ctx = (rec.get("reference") or "") + "\n" + question(rec)
     ctx_units = _units(ctx)
     ctx_reps = {tuple(u[0] for u in ctx_units[i:i + 2 * n]) for i, n in _repeats(ctx_units)
                 if not (n == 1 and _is_chain(ctx_units, i))}
@@ -172,7 +231,7 @@ def misplaced_char(rec: dict[str, Any]) -> list[Finding]:
     """A number or word one adjacent transposition away from a reference one ("12.5" for "1.25", "153" for "135")."""
     if not has_reference(rec):
         return []
-    ctx = CALC.sub(" ", rec["reference"]) + "\n" + (rec.get("prompt") or "")
+    ctx = CALC.sub(" ", rec["reference"]) + "\n" + question(rec)
     ctx_words = {m.group() for m in WORD.finditer(ctx)}
     ctx_lower = {w.lower() for w in ctx_words}
     swapped: dict[str, str] = {}
@@ -220,7 +279,7 @@ def shift_artifact(rec: dict[str, Any]) -> list[Finding]:
     if not has_reference(rec):
         return []
     ref = CALC.sub("", rec["reference"])
-    prompt = rec.get("prompt") or ""
+    prompt = question(rec)
     t, k = text_of(rec), SHIFT_CONTEXT
     out, last_end = [], -1
     for i in range(1, len(t)):
@@ -295,10 +354,60 @@ def eos_truncation(rec: dict[str, Any]) -> list[Finding]:
     return [Finding("eos-truncation", a, n, t[a:], {"eos_at_char": pos, "after_eos": after[:80], "why": "cut unfinished"})]
 
 
+# ----------------------------------------------------------------------------------------- eos-flood
+@detector("eos-flood")
+def eos_flood(rec: dict[str, Any]) -> list[Finding]:
+    """Nothing to score: the output is empty after collapse, or only end-of-text tokens (the model closed the
+    answer at once; the text is cut at the first EOS). The evidence is the whole (empty) text."""
+    t = text_of(rec)
+    rest = t
+    for m in EOS_MARKERS:
+        rest = rest.replace(m, "")
+    if rest.strip():
+        return []
+    raw = rec.get("raw_text") if isinstance(rec.get("raw_text"), str) else ""
+    return [Finding("eos-flood", 0, len(t), t, {"eos_markers": sum(raw.count(m) for m in EOS_MARKERS),
+                                                "output_tokens": len(rec.get("output_ids") or [])})]
+
+
+# ----------------------------------------------------------------------------------------- labelled cases
+def load_labelled(folder: str | Path) -> list[dict[str, Any]]:
+    """Hand-labelled cases from `folder`/*.jsonl: records with `label` {pattern: bool} and a `source`
+    (a model output or "handwritten ..."); `id` defaults to `<file stem>:<line>`."""
+    cases = []
+    for f in sorted(Path(folder).glob("*.jsonl")):
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                case = json.loads(line)
+                case.setdefault("id", f"{f.stem}:{n}")
+                cases.append(case)
+    return cases
+
+
+def detector_quality(cases: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per detector, over the cases labelled for it: pos, neg, real (not handwritten), tp, fp, fn, tn,
+    precision, recall (nan when undefined) and the misses as (id, "missed" | "false alarm")."""
+    out = {}
+    for name, fn in DETECTORS.items():
+        n = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+        real, misses = 0, []
+        for c in cases:
+            if name not in c.get("label", {}):
+                continue
+            want, got = bool(c["label"][name]), bool(fn(c))
+            real += not str(c.get("source", "")).startswith("handwritten")
+            n[("t" if want == got else "f") + ("p" if got else "n")] += 1
+            if want != got:
+                misses.append((c["id"], "missed" if want else "false alarm"))
+        tp, fp, fn_ = n["tp"], n["fp"], n["fn"]
+        out[name] = {"pos": tp + fn_, "neg": fp + n["tn"], "real": real, **n,
+                     "precision": tp / (tp + fp) if tp + fp else float("nan"),
+                     "recall": tp / (tp + fn_) if tp + fn_ else float("nan"), "misses": misses}
+    return out
+
+
 # ----------------------------------------------------------------------------------------- over a run
 def resolve_patterns(pattern: str | None) -> list[str]:
-    from .errors import BadInput
-
     if pattern in (None, "", "all"):
         return list(DETECTORS)
     names = [p.strip() for p in pattern.split(",") if p.strip()]
@@ -334,3 +443,86 @@ def pattern_summary(records: list[dict[str, Any]], hits: list[tuple[dict[str, An
                      "rate": round(k / len(pool), 4) if pool else None,
                      "records_wrong": kw, "rate_wrong": round(kw / len(wrong), 4) if wrong else None})
     return rows
+
+
+# ----------------------------------------------------------------------------------------- a run's files
+ERRORS_FILE, ERRORS_SUMMARY = "errors.jsonl", "errors_summary.csv"
+SUMMARY_FIELDS = ["run", "pattern", "n", "n_wrong", "records", "findings", "rate", "records_wrong", "rate_wrong"]
+
+
+@dataclass
+class MinedRun:
+    """What `mine_run` wrote: the run, the records mined, this call's findings, the summary rows."""
+
+    run: Any  # rundir.Run
+    records: list[dict[str, Any]]
+    hits: list[tuple[dict[str, Any], Finding]]  # findings of the patterns mined now
+    rows: list[dict[str, Any]]  # errors_summary.csv rows ("run" is the run or run/checkpoint)
+
+
+def finding_line(rec: dict[str, Any], f: Finding) -> dict[str, Any]:
+    """One errors.jsonl line: a finding keyed by the record's (ckpt, id)."""
+    return {"id": rec["id"], "ckpt": rec.get("ckpt"), "pattern": f.pattern, "start": f.start, "end": f.end,
+            "evidence": f.evidence, "details": f.details, "correct": rec.get("correct"), "verdict": rec.get("verdict")}
+
+
+def mine_run(run_dir: Path | str, patterns: list[str], *, only_wrong: bool = False) -> MinedRun:
+    """Mine a run's records for `patterns`; writes errors.jsonl and errors_summary.csv in the run.
+
+    Only the mined patterns' findings are replaced: findings of other patterns already in errors.jsonl
+    (for the records mined now) are kept, and the summary covers every pattern errors.jsonl holds or the
+    previous summary listed, so the two files always agree. A shift run holding several checkpoints gets
+    one summary row set per checkpoint. Records without a reference skip the patterns that need one (a
+    warning); when no record has one and every pattern needs it, that is bad input."""
+    run = load_run(run_dir, need_records=True)
+    recs = [r for r in run.records if is_wrong(r)] if only_wrong else run.records
+    no_ref = sum(not has_reference(r) for r in recs)
+    if no_ref:
+        ref_pats = [p for p in patterns if p in NEEDS_REFERENCE]
+        if no_ref == len(recs) and len(ref_pats) == len(patterns):
+            raise BadInput(f"{run_dir}: no record has a reference, and {', '.join(patterns)} need(s) one")
+        if ref_pats:
+            warnings.warn(f"{run_dir}: {no_ref} record(s) without a reference; {', '.join(ref_pats)} skip them",
+                          stacklevel=2)
+    hits = mine_records(recs, patterns)
+    keys = {record_key(r) for r in recs}
+    kept = [e for e in run.errors if e.get("pattern") in DETECTORS and e.get("pattern") not in patterns
+            and (e.get("ckpt"), e.get("id")) in keys]
+    before, _ = read_csv_patterns(run.dir / ERRORS_SUMMARY)
+    mined = set(patterns) | {e["pattern"] for e in kept} | {p for p in before if p in DETECTORS}
+    order = [p for p in DETECTORS if p in mined]
+    # Every finding, new and kept, per record in record order and per pattern in registry order (mining all
+    # patterns at once gives exactly this order).
+    by_key: dict[tuple, dict[str, list[Finding]]] = {}
+    for r, f in hits:
+        by_key.setdefault(record_key(r), {}).setdefault(f.pattern, []).append(f)
+    for e in kept:
+        f = Finding(e["pattern"], e.get("start", 0), e.get("end", 0), e.get("evidence", ""), e.get("details") or {})
+        by_key.setdefault((e.get("ckpt"), e.get("id")), {}).setdefault(f.pattern, []).append(f)
+    every = [(r, f) for r in recs for p in order for f in by_key.get(record_key(r), {}).get(p, [])]
+    with open(run.dir / ERRORS_FILE, "w", encoding="utf-8") as fh:
+        for r, f in every:
+            fh.write(json.dumps(finding_line(r, f), ensure_ascii=False) + "\n")
+    ckpts = sorted({str(r.get("ckpt")) for r in recs})
+    groups = [(run.name, recs, every)] if len(ckpts) <= 1 else [
+        (f"{run.name}/{c}", [r for r in recs if str(r.get("ckpt")) == c],
+         [(r, f) for r, f in every if str(r.get("ckpt")) == c]) for c in ckpts]
+    rows = [{"run": label, **row} for label, g_recs, g_hits in groups
+            for row in pattern_summary(g_recs, g_hits, order)]
+    with open(run.dir / ERRORS_SUMMARY, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    return MinedRun(run=run, records=recs, hits=hits, rows=rows)
+
+
+def read_csv_patterns(path: Path) -> tuple[list[str], int]:
+    """The patterns an errors_summary.csv lists (in order), and its row count; nothing when absent or unreadable."""
+    if not path.is_file():
+        return [], 0
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return [], 0
+    return list(dict.fromkeys(r.get("pattern") or "" for r in rows)), len(rows)

@@ -1,4 +1,4 @@
-"""The sample record (CONVENTIONS.md) and its JSONL file: appended and flushed one line at a time.
+"""The sample record (docs/conventions.md) and its JSONL file: appended and flushed one line at a time.
 
 A killed run leaves at most one partial last line; `read_records` skips it (with a count) and a rerun
 skips ids already present, so nothing is lost or duplicated.
@@ -40,6 +40,38 @@ def decode_output(model, output_ids: list[int], collapse: str | None) -> dict[st
 def default_collapse(model) -> str:
     side = getattr(model, "sidecar", None) or {}
     return side.get("collapse") or "surface"
+
+
+def decoded_records(model, prompts: list[str], prompt_ids: list[list[int]], decoded, cfg, sample_ids: list[str],
+                    seconds: float) -> list[dict[str, Any]]:
+    """The partial records of one decoded batch (`sampler.generate`; `evaluate.build_records` completes them).
+
+    `decoded` is the sampler's `Decoded` for these prompts, `cfg` its SamplerConfig, `seconds` the batch's
+    time per sample. Keys: prompt, prompt_ids, `decode_output`'s, trajectory, nfe, tokens_forwarded (per
+    sample), seconds, sampler, and hook_info (what hooks recorded under `info[key][sample_id]`) if any.
+    """
+    P = decoded.x.shape[1] - cfg.gen_length  # the padded prompt length
+    recs = []
+    for j, (text, ids, sid) in enumerate(zip(prompts, prompt_ids, sample_ids)):
+        rec = {
+            "prompt": text,
+            "prompt_ids": ids,
+            **decode_output(model, decoded.x[j, P:].tolist(), cfg.collapse),
+            "trajectory": {
+                "commit_step": decoded.commit_step[j].tolist(),
+                "confidence": [round(float(c), 5) for c in decoded.confidence[j]],
+                "block": decoded.block_of[j].tolist(),
+            },
+            "nfe": decoded.nfe,
+            "tokens_forwarded": decoded.tokens_forwarded // len(prompts),
+            "seconds": round(seconds, 4),
+            "sampler": cfg.to_dict(),
+        }
+        for key, per_row in decoded.info.items():
+            if isinstance(per_row, dict) and sid in per_row:
+                rec.setdefault("hook_info", {})[key] = per_row[sid]
+        recs.append(rec)
+    return recs
 
 
 def make_record(**fields: Any) -> dict[str, Any]:

@@ -6,6 +6,9 @@ CSV tables it shows. The page opens from disk with no server and no network: CSS
 base64 PNGs, nothing links out. Every section appears only when the runs hold its data, otherwise a line
 says what is missing.
 
+This module gathers each section's rows; runs are read by `rundir`, statistics come from `stats`, figures
+from `plots`, token glyphs and diffs from `render`, and the page is `templates/report.html.j2`.
+
 Determinism: rows, examples and plots are ordered by ids and names only, plots carry no metadata, so a
 rebuild from the same runs differs only in the "generated" timestamp. All text reaches the page through
 Jinja2 autoescaping (model output is untrusted); this module never builds HTML strings.
@@ -13,25 +16,29 @@ Jinja2 autoescaping (model output is untrusted); this module never builds HTML s
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import difflib
-import io
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Sequence
 
+import jinja2
 import pandas as pd
 
+from . import miners, plots
+from .cards import card_columns, differing_fields, flatten
+from .checkpoints import read_sidecar, resolve
+from .compare import compare_rows
 from .errors import BadInput
-from .records import read_records
-from .shift import at_key
-from .stats import mcnemar_exact, paired_bootstrap, wilson
+from .records import record_key
+from .render import LEGEND, TokenText, diff_segments
+from .rundir import Run, load_runs
+from .shift import summarize
+from .stats import paired_binary, wilson
 
-RECORD_FILES = ("samples.jsonl", "shift.jsonl", "errors.jsonl", "compare.json")
 MAX_TRAJECTORIES = 4
 MAX_EXAMPLES = 2  # per checkpoint and pattern
 MAX_PATTERN_EXAMPLES = 6  # per pattern, over all checkpoints
@@ -39,86 +46,12 @@ MAX_DIFFS = 6
 
 
 # ----------------------------------------------------------------------------------------- loading runs
-@dataclass
-class Run:
-    path: Path
-    label: str
-    config: dict[str, Any]
-    samples: list[dict[str, Any]] = field(default_factory=list)  # eval records
-    shift: list[dict[str, Any]] = field(default_factory=list)  # shift records (clean and shifted)
-    errors: list[dict[str, Any]] = field(default_factory=list)  # mined patterns (errors.jsonl)
-    compare: dict[str, Any] | None = None  # mdlm-probe compare's compare.json
-    skipped: int = 0  # malformed lines
-
-    @property
-    def records(self) -> list[dict[str, Any]]:
-        return self.samples + self.shift
-
-
-def load_run(path: Path | str) -> Run:
-    path = Path(path)
-    if not path.is_dir():
-        raise BadInput(f"no run directory {path}")
-    present = [f for f in RECORD_FILES if (path / f).is_file()]
-    cfg_file = path / "config.json"
-    if not present and not cfg_file.is_file():
-        raise BadInput(f"{path} is not a run directory (no config.json, {', '.join(RECORD_FILES)})")
-    config: dict[str, Any] = {}
-    if cfg_file.is_file():
-        try:
-            config = json.loads(cfg_file.read_text())
-        except json.JSONDecodeError as e:
-            raise BadInput(f"corrupt {cfg_file}: {e}") from None
-        if not isinstance(config, dict):
-            raise BadInput(f"corrupt {cfg_file}: not a JSON object")
-    run = Run(path=path, label=path.name, config=config)
-    for name, attr in (("samples.jsonl", "samples"), ("shift.jsonl", "shift")):
-        recs, bad = read_records(path / name)
-        setattr(run, attr, sorted(recs, key=lambda r: str(r["id"])))
-        run.skipped += bad
-    run.errors, bad = _read_jsonl(path / "errors.jsonl")
-    run.skipped += bad
-    if (path / "compare.json").is_file():
-        try:
-            run.compare = json.loads((path / "compare.json").read_text())
-        except json.JSONDecodeError as e:
-            raise BadInput(f"corrupt {path / 'compare.json'}: {e}") from None
-    return run
-
-
-def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    out, bad = [], 0
-    if not path.is_file():
-        return out, bad
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-        else:
-            bad += 1
-    return out, bad
-
-
-def load_runs(paths: Sequence[Path | str]) -> list[Run]:
-    if not paths:
-        raise BadInput("give at least one run directory")
-    runs = [load_run(p) for p in paths]
-    # Labels must be unique: fall back to parent/name, then a counter.
-    seen: dict[str, int] = {}
+def read_runs(run_dirs: Sequence[Path | str]) -> list[Run]:
+    """`rundir.load_runs`, each run's records ordered by id (examples and rows are picked in id order)."""
+    runs = load_runs(run_dirs)
     for r in runs:
-        if sum(o.label == r.label for o in runs) > 1:
-            r.label = f"{r.path.parent.name}/{r.path.name}"
-        seen[r.label] = seen.get(r.label, 0) + 1
-        if seen[r.label] > 1:
-            r.label = f"{r.label}#{seen[r.label]}"
-    if not any(r.records or r.errors or r.compare for r in runs):
-        raise BadInput("the run directories hold no records (samples.jsonl, shift.jsonl, errors.jsonl or compare.json)")
+        r.samples = sorted(r.samples, key=lambda x: str(x["id"]))
+        r.shift = sorted(r.shift, key=lambda x: str(x["id"]))
     return runs
 
 
@@ -154,31 +87,8 @@ def _correct(rec: dict[str, Any]) -> bool:
     return bool(rec.get("correct"))
 
 
-# ----------------------------------------------------------------------------------------- plots
-def _png(fig) -> str:
-    """A figure as a base64 PNG data URI, without metadata (byte-identical across rebuilds)."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.hashsalt": "mdlm-probe", "font.size": 9, "figure.max_open_warning": 0})
-    return plt
-
-
 # ----------------------------------------------------------------------------------------- section: what was run
 def section_runs(runs: list[Run]) -> dict[str, Any]:
-    from .checkpoints import read_sidecar, resolve
-
     rows, samplers, ckpts = [], [], {}
     for r in runs:
         cfg = r.config
@@ -290,6 +200,26 @@ def _fmt(v: Any) -> Any:
     return _cell(v)
 
 
+# ----------------------------------------------------------------------------------------- section: run cards
+def section_cards(runs: list[Run]) -> dict[str, Any] | None:
+    """One card per run (per checkpoint of a shift run; cards.card_columns) side by side; a field whose
+    value differs between them is marked. Runs without a card (compare folders) are left out."""
+    columns = [col for r in runs for col in card_columns(r.label, r.config)]
+    if not columns:
+        return None
+    labels, cards = [label for label, _ in columns], [card for _, card in columns]
+    flats = [flatten(c) for c in cards]
+    differ = differing_fields(cards) if len(cards) > 1 else set()
+    fields = list(dict.fromkeys(k for f in flats for k in f))
+    rows = [{"field": k, "differs": k in differ,
+             "cells": ["-" if k not in f else ("null" if f[k] is None else
+                                                json.dumps(f[k]) if isinstance(f[k], (dict, list, bool)) else str(f[k]))
+                        for f in flats]} for k in fields]
+    frame = pd.DataFrame([{"field": r["field"], "differs": r["differs"],
+                           **dict(zip(labels, r["cells"]))} for r in rows])
+    return {"labels": labels, "rows": rows, "differing": sorted(differ), "frames": {"run_cards": frame}}
+
+
 # ----------------------------------------------------------------------------------------- section: accuracy
 def accuracy_frame(runs: list[Run]) -> pd.DataFrame:
     rows = []
@@ -328,21 +258,17 @@ def section_accuracy(runs: list[Run]) -> dict[str, Any] | None:
                 continue
             xa = [float(by_arm[a][i]) for i in ids]
             xb = [float(by_arm[b][i]) for i in ids]
-            d, lo, hi = paired_bootstrap(xa, xb)
-            b01 = sum(1 for p, q in zip(xa, xb) if p and not q)  # a right, b wrong
-            b10 = sum(1 for p, q in zip(xa, xb) if q and not p)
-            pairs.append({"benchmark": bench, "a": a, "b": b, "n shared": len(ids), "acc a": sum(xa) / len(ids),
-                          "acc b": sum(xb) / len(ids), "b - a": d, "ci_low": lo, "ci_high": hi,
-                          "only a right": b01, "only b right": b10, "mcnemar p": mcnemar_exact(b01, b10)})
+            pr = paired_binary(xa, xb)
+            pairs.append({"benchmark": bench, "a": a, "b": b, "n shared": pr.n, "acc a": pr.mean_a,
+                          "acc b": pr.mean_b, "b - a": pr.diff, "ci_low": pr.ci[0], "ci_high": pr.ci[1],
+                          "only a right": len(pr.only_a), "only b right": len(pr.only_b), "mcnemar p": pr.p})
     paired = pd.DataFrame(pairs)
     return {"table": _df_table(acc), "paired": _df_table(paired) if pairs else None,
-            "plot": _accuracy_plot(acc), "frames": {"accuracy": acc, "paired": paired}}
+            "plot": plots.png_data_uri(plots.accuracy_figure(acc)), "frames": {"accuracy": acc, "paired": paired}}
 
 
 def section_compare(runs: list[Run]) -> dict[str, Any] | None:
     """The tables of `mdlm-probe compare` runs (compare.json): accuracy and pattern-rate differences."""
-    from .compare import compare_rows
-
     rows, notes = [], []
     for r in runs:
         if not r.compare:
@@ -354,34 +280,6 @@ def section_compare(runs: list[Run]) -> dict[str, Any] | None:
         return None
     df = pd.DataFrame(rows)
     return {"table": _df_table(df), "notes": notes, "frames": {"compare": df}}
-
-
-def _accuracy_plot(acc: pd.DataFrame) -> str:
-    plt = _plt()
-    benches = sorted(acc["benchmark"].unique())
-    arms = sorted(acc["checkpoint"].unique())
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(benches) * max(1, len(arms)) * 0.5 + 2), 3.0))
-    width = 0.8 / max(1, len(arms))
-    for i, arm in enumerate(arms):
-        sub = acc[acc["checkpoint"] == arm].set_index("benchmark")
-        xs, ys, err = [], [], [[], []]
-        for j, b in enumerate(benches):
-            if b in sub.index:
-                row = sub.loc[b]
-                xs.append(j + (i - (len(arms) - 1) / 2) * width)
-                ys.append(row["accuracy"])
-                err[0].append(max(0.0, row["accuracy"] - row["ci_low"]))
-                err[1].append(max(0.0, row["ci_high"] - row["accuracy"]))
-        ax.bar(xs, ys, width=width, yerr=err, capsize=3, label=arm, color=_colour(i))
-    ax.set_xticks(range(len(benches)), benches)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy (Wilson 95% CI)")
-    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
-    return _png(fig)
-
-
-def _colour(i: int) -> str:
-    return ["#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5"][i % 8]
 
 
 # ----------------------------------------------------------------------------------------- section: shift sensitivity
@@ -417,8 +315,6 @@ def shift_pairs(runs: list[Run]) -> list[ShiftPair]:
 
 def section_shift(runs: list[Run]) -> dict[str, Any] | None:
     """The shift library's summary (paired drop with CI, flips, edit distance, absorbed) over every shift run."""
-    from .shift import summarize
-
     rows = []
     many = sum(1 for r in runs if r.shift) > 1
     for r in runs:
@@ -435,98 +331,22 @@ def section_shift(runs: list[Run]) -> dict[str, Any] | None:
     table = pd.DataFrame(rows)
     numeric = table[table["fraction"].map(lambda f: not isinstance(f, str))]
     n_unpaired = sum(1 for p in shift_pairs(runs) if p.clean is None)
-    return {"table": _df_table(table), "lines": _shift_lines(numeric) if len(numeric) else None,
-            "heatmap": _shift_heatmap(numeric) if len(numeric) else None, "unpaired": n_unpaired,
+    return {"table": _df_table(table), "lines": _shift_figure(numeric, plots.shift_accuracy_figure),
+            "heatmap": _shift_figure(numeric, plots.drop_heatmap_figure), "unpaired": n_unpaired,
             "frames": {"shift": table}}
 
 
-def _shift_lines(t: pd.DataFrame) -> str:
-    """Accuracy vs shifted fraction: one panel per mode, a line per checkpoint (style per `at`), 0 = clean."""
-    plt = _plt()
-    modes = sorted(t["mode"].unique())
-    arms = sorted(t["checkpoint"].unique())
-    ats = sorted(t["at"].unique(), key=at_key)
-    styles = ["-", "--", ":", "-."]
-    fig, axes = plt.subplots(1, len(modes), figsize=(3.6 * len(modes) + 2.2, 3.0), squeeze=False, sharey=True)
-    for ax, mode in zip(axes[0], modes):
-        for i, arm in enumerate(arms):
-            for j, at in enumerate(ats):
-                g = t[(t["mode"] == mode) & (t["checkpoint"] == arm) & (t["at"] == at)].sort_values("fraction")
-                if g.empty:
-                    continue
-                xs = [0.0] + g["fraction"].astype(float).tolist()
-                clean = float(g["acc_clean"].iloc[0])
-                ys = [clean] + g["acc_shifted"].tolist()
-                # Band: the paired drop's CI around the clean accuracy.
-                lo = [clean] + (clean - g["drop_hi"]).tolist()
-                hi = [clean] + (clean - g["drop_lo"]).tolist()
-                ax.plot(xs, ys, marker="o", ms=3, color=_colour(i), ls=styles[j % len(styles)],
-                        label=f"{arm} @ {at}" if len(ats) > 1 else arm)
-                ax.fill_between(xs, lo, hi, color=_colour(i), alpha=0.12, linewidth=0)
-        ax.set_title(mode)
-        ax.set_xlabel("shifted fraction of the response")
-        ax.set_ylim(0, 1)
-    axes[0][0].set_ylabel("accuracy (band: paired 95% CI)")
-    axes[0][-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
-    return _png(fig)
-
-
-def _shift_heatmap(table: pd.DataFrame) -> str | None:
-    """The shift command's drop heatmap (rows checkpoints, columns modes), as a data URI."""
-    from .shift import drop_heatmap_figure
-
-    _plt()  # the report's fonts
-    fig = drop_heatmap_figure(table.rename(columns={"checkpoint": "ckpt"}).to_dict("records"))
-    return _png(fig) if fig is not None else None
+def _shift_figure(table: pd.DataFrame, figure) -> str | None:
+    """One of the shift figures (`plots.shift_accuracy_figure`, `plots.drop_heatmap_figure`) drawn from the
+    report's shift table, as a data URI; None when the table has no fraction rows."""
+    if table.empty:
+        return None
+    plots.pyplot(report=True)  # the report's fonts
+    fig = figure(table.rename(columns={"checkpoint": "ckpt"}).to_dict("records"))
+    return plots.png_data_uri(fig) if fig is not None else None
 
 
 # ----------------------------------------------------------------------------------------- section: trajectories
-SPECIAL_GLYPHS = {"mask": "▒", "slack": "␣", "eos": "¶", "pad": "·"}
-
-
-class TokenText:
-    """Per-position token strings for a checkpoint, from its local tokenizer (never the network)."""
-
-    def __init__(self):
-        self._cache: dict[str, Any] = {}
-
-    def _load(self, ckpt: str):
-        if ckpt not in self._cache:
-            tok, side = None, {}
-            try:
-                from .checkpoints import read_sidecar, resolve
-
-                path = resolve(ckpt)
-                if isinstance(path, Path):
-                    from transformers import AutoTokenizer
-
-                    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-                    side = read_sidecar(path) or {}
-            except Exception:  # noqa: BLE001 - a missing tokenizer only costs the token glyphs
-                tok = None
-            self._cache[ckpt] = (tok, side)
-        return self._cache[ckpt]
-
-    def __call__(self, ckpt: str, ids: Sequence[int]) -> list[tuple[str, str]]:
-        """[(glyph, kind)] with kind "", "mask", "slack", "eos" or "pad"."""
-        tok, side = self._load(ckpt)
-        special = {side.get("mask_id"): "mask", side.get("slack_id"): "slack", side.get("eos_id"): "eos"}
-        if tok is not None:
-            special.setdefault(tok.pad_token_id, "pad")
-            special.setdefault(tok.mask_token_id, "mask")
-        special.pop(None, None)
-        out = []
-        for t in ids:
-            if t in special:
-                out.append((SPECIAL_GLYPHS[special[t]], special[t]))
-            elif tok is not None:
-                s = tok.decode([int(t)], skip_special_tokens=False)
-                out.append((s.replace(" ", "\u2009").replace("\n", "↵") or "∅", ""))
-            else:
-                out.append((f"#{t}", ""))
-        return out
-
-
 def _step_colour(step: int, max_step: int) -> tuple[str, str]:
     """Background and text colour for a commit step (viridis; -1 = not committed by the model)."""
     if step < 0:
@@ -616,21 +436,6 @@ def section_trajectories(runs: list[Run], glyphs: TokenText) -> dict[str, Any] |
 
 
 # ----------------------------------------------------------------------------------------- section: diffs
-def diff_segments(a: str, b: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """Character diff of a against b: segments for each side, classes "", "del" (only in a), "ins" (only in b)."""
-    left, right = [], []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if op == "equal":
-            left.append({"text": a[i1:i2], "cls": ""})
-            right.append({"text": b[j1:j2], "cls": ""})
-            continue
-        if i2 > i1:
-            left.append({"text": a[i1:i2], "cls": "del"})
-        if j2 > j1:
-            right.append({"text": b[j1:j2], "cls": "ins"})
-    return left, right
-
-
 def section_diffs(runs: list[Run]) -> dict[str, Any] | None:
     shift_items = []
     for p in _round_robin(_interesting_pairs(shift_pairs(runs)), key=lambda p: p.arm, limit=MAX_DIFFS):
@@ -653,29 +458,47 @@ def section_diffs(runs: list[Run]) -> dict[str, Any] | None:
 
 
 # ----------------------------------------------------------------------------------------- section: failure patterns
-def _pattern_groups(runs: list[Run]) -> list[tuple[str, Run, list[dict[str, Any]]]]:
-    """(label, run, records) per checkpoint, a shift run's clean and shifted decodes kept apart."""
-    groups: dict[tuple[str, str], tuple[Run, list]] = {}
+@dataclass
+class PatternGroup:
+    """Records counted together in the failure-pattern table: one checkpoint's eval records in one run, or
+    a shift run's clean or shifted decodes of one checkpoint."""
+
+    label: str  # the table's "checkpoint" cell
+    run: Run
+    arm: str  # checkpoint (plus a forced collapse map)
+    kind: str  # "eval", "clean" or "shifted"
+    records: list[dict[str, Any]]
+
+
+def _pattern_groups(runs: list[Run]) -> list[PatternGroup]:
+    """One group per run, checkpoint and kind, ordered by label then run."""
+    groups: dict[tuple[str, str, str], PatternGroup] = {}
     for r in runs:
         evals = {id(x) for x in r.samples}
         for rec in r.records:
-            kind = "" if id(rec) in evals else (" · shifted" if rec.get("intervention") else " · clean")
-            groups.setdefault((r.label, arm_of(rec) + kind), (r, []))[1].append(rec)
-    names = [name for _, name in groups]
-    return [(name if names.count(name) == 1 else f"{name} ({label})", run, recs)
-            for (label, name), (run, recs) in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
+            kind = "eval" if id(rec) in evals else ("shifted" if rec.get("intervention") else "clean")
+            arm = arm_of(rec)
+            name = arm if kind == "eval" else f"{arm} · {kind}"
+            g = groups.setdefault((r.label, arm, kind), PatternGroup(name, r, arm, kind, []))
+            g.records.append(rec)
+    ordered = sorted(groups.values(), key=lambda g: (g.label, g.run.label))
+    names = [g.label for g in ordered]
+    for g in ordered:
+        if names.count(g.label) > 1:  # the same checkpoint and kind in several runs
+            g.label = f"{g.label} ({g.run.label})"
+    return ordered
 
 
 def _findings(run: Run, records: list[dict[str, Any]], patterns: list[str]):
-    """(record, Finding) pairs: from the run's errors.jsonl when `mdlm-probe errors` wrote one, else mined now."""
-    from . import miners
+    """(record, Finding) pairs: from the run's errors.jsonl when `mdlm-probe errors` wrote one, else mined now.
 
+    A finding belongs to the record with its (checkpoint, id): the checkpoints of a shift run share ids."""
     if run.errors:
-        by_id = {str(x["id"]): x for x in records}
-        return [(by_id[str(e["id"])], miners.Finding(str(e.get("pattern")), int(e.get("start") or 0),
-                                                   int(e.get("end") or 0), str(e.get("evidence") or ""),
-                                                   dict(e.get("details") or {})))
-                for e in run.errors if str(e.get("id")) in by_id and e.get("pattern") in patterns]
+        by_key = {(x.get("ckpt"), str(x["id"])): x for x in records}
+        return [(by_key[(e.get("ckpt"), str(e.get("id")))],
+                 miners.Finding(str(e.get("pattern")), int(e.get("start") or 0), int(e.get("end") or 0),
+                                str(e.get("evidence") or ""), dict(e.get("details") or {})))
+                for e in run.errors if (e.get("ckpt"), str(e.get("id"))) in by_key and e.get("pattern") in patterns]
     return miners.mine_records(records, patterns)
 
 
@@ -695,24 +518,21 @@ def _example(label: str, rec: dict[str, Any], f) -> dict[str, Any]:
 
 def section_patterns(runs: list[Run]) -> tuple[dict[str, Any] | None, str]:
     """Pattern rates per checkpoint (mdlm_probe.miners) and examples; (None, why) when there is nothing to show."""
-    try:
-        from . import miners
-    except ImportError:
-        return None, "Failure patterns need mdlm_probe.miners, which this installation lacks."
     patterns = list(miners.DETECTORS)
     rows = []
     candidates: dict[str, list[tuple[str, dict, Any]]] = {p: [] for p in patterns}
-    for label, run, recs in _pattern_groups(runs):
-        hits = _findings(run, recs, patterns)
-        for row in miners.pattern_summary(recs, hits, patterns):
-            rows.append({"checkpoint": label, **row})
+    groups = _pattern_groups(runs)
+    for g in groups:
+        hits = _findings(g.run, g.records, patterns)
+        for row in miners.pattern_summary(g.records, hits, patterns):
+            rows.append({"checkpoint": g.label, **row})
         for p in patterns:
             mine = sorted((h for h in hits if h[1].pattern == p), key=lambda h: (str(h[0]["id"]), h[1].start))
-            seen: set[str] = set()
+            seen: set[tuple[Any, str]] = set()
             for rec, f in mine:
-                if len(seen) < MAX_EXAMPLES and rec["id"] not in seen:
-                    seen.add(rec["id"])
-                    candidates[p].append((label, rec, f))
+                if len(seen) < MAX_EXAMPLES and record_key(rec) not in seen:
+                    seen.add(record_key(rec))
+                    candidates[p].append((g.label, rec, f))
     # Per pattern a few examples, alternating between checkpoints.
     examples = [_example(label, rec, f) for p in patterns
                 for label, rec, f in _round_robin(candidates[p], key=lambda c: c[0], limit=MAX_PATTERN_EXAMPLES)]
@@ -729,7 +549,7 @@ def section_patterns(runs: list[Run]) -> tuple[dict[str, Any] | None, str]:
     source = ("Counted from errors.jsonl (mdlm-probe errors) where a run has one, else mined now with every "
               "detector. Each cell: records with the pattern (share of all records · share of the wrong answers); "
               "reference-based patterns count only records with a reference.")
-    return {"table": _table(shown), "plot": _patterns_plot(table), "examples": examples, "source": source,
+    return {"table": _table(shown), "plot": _patterns_plot(table, groups), "examples": examples, "source": source,
             "frames": {"patterns": table}}, ""
 
 
@@ -737,41 +557,29 @@ def _pct(x: Any) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * float(x):.1f}%"
 
 
-def _patterns_plot(t: pd.DataFrame) -> str | None:
-    if not t["records"].sum():
-        return None
-    plt = _plt()
-    pats = list(dict.fromkeys(t["pattern"]))
-    groups = list(dict.fromkeys(t["checkpoint"]))
-    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.3 * len(pats) * 2 + 2.5), 3.0), sharey=True)
-    width = 0.8 / max(1, len(groups))
-    for ax, col, title in ((axes[0], "rate", "share of all records"), (axes[1], "rate_wrong", "share of wrong answers")):
-        for i, g in enumerate(groups):
-            sub = t[t["checkpoint"] == g].set_index("pattern")
-            ys = [float(sub.loc[p, col]) if p in sub.index and sub.loc[p, col] is not None
-                  and not pd.isna(sub.loc[p, col]) else 0.0 for p in pats]
-            ax.bar([j + (i - (len(groups) - 1) / 2) * width for j in range(len(pats))], ys, width=width,
-                   color=_colour(i), label=g)
-        ax.set_xticks(range(len(pats)), pats, rotation=25, ha="right")
-        ax.set_title(title)
-    axes[0].set_ylabel("rate")
-    axes[1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
-    return _png(fig)
+def _patterns_plot(table: pd.DataFrame, groups: list[PatternGroup]) -> str | None:
+    """The pattern-rate bars, one row of panels per condition (eval, shift clean, shift shifted; with the
+    benchmark when the groups span several, with the run when a checkpoint has a condition twice)."""
+    kinds = {"eval": "eval runs", "clean": "shift runs, clean decodes", "shifted": "shift runs, shifted decodes"}
+    benches = [sorted({str(x.get("benchmark") or "?") for x in g.records}) for g in groups]
+    several = len({b for bs in benches for b in bs}) > 1
+    conds = [kinds[g.kind] + (f" · {', '.join(b)}" if several else "") for g, b in zip(groups, benches)]
+    pairs = list(zip((g.arm for g in groups), conds))
+    conds = [c if pairs.count((g.arm, c)) == 1 else f"{c} ({g.run.label})" for g, c in zip(groups, conds)]
+    fig = plots.patterns_figure(table, [(g.label, g.arm, c) for g, c in zip(groups, conds)])
+    return plots.png_data_uri(fig) if fig is not None else None
 
 
 # ----------------------------------------------------------------------------------------- the page
 def build_report(run_dirs: Sequence[Path | str], out: Path | str, title: str | None = None,
                  generated: str | None = None) -> Path:
     """Write `out/index.html` and the CSV tables it shows; returns the HTML path."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import jinja2
-
-    runs = load_runs(run_dirs)
+    runs = read_runs(run_dirs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     glyphs = TokenText()
     runs_s = section_runs(runs)
+    cards = section_cards(runs)
     accuracy = section_accuracy(runs)
     compare = section_compare(runs)
     shift = section_shift(runs)
@@ -780,7 +588,7 @@ def build_report(run_dirs: Sequence[Path | str], out: Path | str, title: str | N
     diffs = section_diffs(runs)
 
     frames = dict(runs_s.pop("frames"))
-    for sec in (accuracy, compare, shift, patterns):
+    for sec in (cards, accuracy, compare, shift, patterns):
         if sec:
             frames.update(sec.pop("frames"))
     csv_files = []
@@ -800,9 +608,9 @@ def build_report(run_dirs: Sequence[Path | str], out: Path | str, title: str | N
     html = env.get_template("report.html.j2").render(
         title=title or f"mdlm-probe report: {', '.join(r.label for r in runs)}",
         generated=generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        version=pkg_version, n_runs=len(runs), toc=toc, runs=runs_s, accuracy=accuracy, compare=compare, shift=shift,
+        version=pkg_version, n_runs=len(runs), toc=toc, runs=runs_s, cards=cards, accuracy=accuracy, compare=compare, shift=shift,
         patterns=patterns, patterns_absent=patterns_absent, trajectories=trajectories, diffs=diffs,
-        csv_files=csv_files, run_paths=[str(r.path) for r in runs])
+        csv_files=csv_files, run_paths=[str(r.dir) for r in runs], glyph_legend=LEGEND)
     path = out / "index.html"
     path.write_text(html, encoding="utf-8")
     return path

@@ -3,21 +3,33 @@
 Decoding fills a canvas of `gen_length` masks after the prompt, block by block, left to right. Each step
 runs one forward pass, proposes a token for every masked position, scores each proposal with a
 remasking rule, and commits the best few; committed tokens never change. Hooks run after each step and
-may edit the canvas (the shift interventions); the block's schedule then recomputes from the masks left.
+may edit the canvas (the shift interventions); the block's plan then recomputes from the masks left.
+
+`diffuse` is the loop, meant to read beside LLaDA's `generate()`; each concern it calls is one module:
+the decode's state and the hook contract (`decode_state.py`), the per-step commit counts
+(`schedules.py`), the logit edits (`processors.py`), the forward pass with its KV cache (`kv_cache.py`)
+and the records (`records.decoded_records`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from .decode_state import StepHook, StepState
 from .errors import BadInput
+from .kv_cache import CachedForward
+from .processors import NEG_INF, apply, build_processors
+from .records import decoded_records
+from .schedules import SCHEDULES, Schedule, get_schedule, num_transfer_tokens
 
-NEG_INF = float("-inf")
+__all__ = ["SamplerConfig", "StepState", "StepHook", "Decoded", "diffuse", "generate", "resolve_sampler",
+           "encode_prompts", "pad_left", "add_gumbel_noise", "num_transfer_tokens", "REMASKING", "CACHES"]
+
 CACHES = ("none", "prefix", "dual")
 
 
@@ -30,6 +42,7 @@ class SamplerConfig:
     temperature: float = 0.0
     cfg_scale: float = 0.0
     remasking: str = "low_confidence"
+    schedule: str = "llada"  # the per-step commit counts (schedules.py)
     threshold: float | None = None  # Fast-dLLM parallel decoding: commit every proposal at or above this
     cache: str = "none"  # none | prefix (keys/values before the block) | dual (before and after the block)
     cache_refresh: int = 0  # with a cache: full forward every N steps within a block (0 = at block starts only)
@@ -38,6 +51,15 @@ class SamplerConfig:
     collapse: str | None = None  # which collapse map is scored; None = the checkpoint's
     logits_eos_inf: bool = False
     confidence_eos_eot_inf: bool = False
+    top_k: int | None = None  # Dream's filters (processors.py): keep the k most likely tokens (0/None: off) ...
+    top_p: float | None = None  # ... and the smallest set reaching probability p, before proposing
+    alg_temp: float | None = None  # Dream: > 0 draws which positions commit, softmax(confidence / alg_temp)
+    eps: float = 1e-3  # the dream schedule's last time (its clock runs from 1 down to eps)
+
+    # Settings added after runs were first recorded, at the value every earlier run used: `to_dict` leaves
+    # them out at that value, so earlier run directories stay resumable and comparable (absent = this).
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"schedule": "llada", "top_k": None, "top_p": None, "alg_temp": None,
+                                             "eps": 1e-3}
 
     def validate(self) -> "SamplerConfig":
         if self.gen_length <= 0 or self.steps <= 0 or self.block_length <= 0 or self.batch_size <= 0:
@@ -52,6 +74,8 @@ class SamplerConfig:
             raise BadInput(f"{self.steps // nb} steps per block exceed the block length {self.block_length}")
         if self.remasking not in REMASKING:
             raise BadInput(f"unknown remasking {self.remasking!r}; expected one of {', '.join(REMASKING)}")
+        if self.schedule not in SCHEDULES:
+            raise BadInput(f"unknown schedule {self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
         if self.temperature < 0 or self.cfg_scale < 0:
             raise BadInput("temperature and cfg-scale must be >= 0")
         if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
@@ -60,12 +84,26 @@ class SamplerConfig:
             raise BadInput(f"unknown cache {self.cache!r}; expected one of {', '.join(CACHES)}")
         if self.cache_refresh < 0:
             raise BadInput(f"cache-refresh {self.cache_refresh} is negative (0 = refresh at block starts only)")
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 0):
+            raise BadInput(f"top-k {self.top_k} is not a whole number >= 0 (0 = no filter)")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise BadInput(f"top-p {self.top_p} is not in (0, 1]")
+        if self.alg_temp is not None and self.alg_temp < 0:
+            raise BadInput(f"alg-temp {self.alg_temp} is negative")
+        if not 0.0 < self.eps < 1.0:
+            raise BadInput(f"eps {self.eps} is not in (0, 1)")
+        if self.remasking == "origin" and self.schedule != "dream":
+            raise BadInput("remasking origin needs --schedule dream (it commits with Dream's probability 1 - s/t)")
         if self.collapse not in (None, "surface", "ctc"):
             raise BadInput(f"unknown collapse {self.collapse!r}; expected surface or ctc")
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for k, v in self.ADDED_LATER.items():
+            if d[k] == v:
+                del d[k]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SamplerConfig":
@@ -84,18 +122,20 @@ def _random(logits, x0):
     return torch.rand((x0.shape[0], x0.shape[1]), device=x0.device)
 
 
+# Dream's rules, as its `sample_tokens` computes them (softmax in the logits' dtype; at T > 0 from the logits
+# Dream has divided by T, see processors.Temperature).
+def _maskgit_plus(logits, x0):
+    return _low_confidence(logits, x0)  # the proposal's probability: the top one at T = 0
+
+
 def _topk_margin(logits, x0):
-    top2 = F.softmax(logits.float(), dim=-1).topk(2, dim=-1).values
+    top2 = F.softmax(logits, dim=-1).topk(2, dim=-1).values
     return top2[..., 0] - top2[..., 1]
 
 
 def _entropy(logits, x0):
-    logp = F.log_softmax(logits.float(), dim=-1)
-    return (logp.exp() * logp).sum(-1)  # negative entropy: confident = high
-
-
-def _maskgit_plus(logits, x0):
-    return F.softmax(logits.float(), dim=-1).max(-1).values
+    p = F.softmax(logits, dim=-1)
+    return (p * torch.log(p + 1e-10)).sum(-1)  # negative entropy: confident = high; Dream's 1e-10
 
 
 REMASKING: dict[str, Callable] = {
@@ -104,48 +144,10 @@ REMASKING: dict[str, Callable] = {
     "maskgit_plus": _maskgit_plus,  # Dream's names
     "topk_margin": _topk_margin,
     "entropy": _entropy,
+    # Dream's `origin`: each mask commits with probability 1 - s/t (the loop draws that); the score kept
+    # in the trajectory is the proposal's probability.
+    "origin": _maskgit_plus,
 }
-
-
-# ----------------------------------------------------------------------------------------- hooks
-@dataclass
-class StepState:
-    """What a step hook sees. Hooks may edit `x` (B, L) in place, and should move trajectory entries too."""
-
-    x: torch.Tensor  # (B, P + G) the canvas
-    logits: torch.Tensor  # (B, P + G, V) of this step
-    step: int  # global step index, 0-based, just finished
-    block: int
-    prompt_len: int
-    gen_length: int
-    block_length: int
-    mask_id: int
-    commit_step: torch.Tensor  # (B, G) long, -1 = not committed by the model
-    confidence: torch.Tensor  # (B, G) float
-    block_of: torch.Tensor  # (B, G) long
-    sample_ids: list[str] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)  # hooks record what they did here, per row
-
-    @property
-    def response(self) -> torch.Tensor:
-        return self.x[:, self.prompt_len:]
-
-    def committed_fraction(self) -> torch.Tensor:
-        """(B,) share of response positions holding a token."""
-        return (self.response != self.mask_id).float().mean(1)
-
-
-StepHook = Callable[[StepState], None]
-
-
-# ----------------------------------------------------------------------------------------- the loop
-def num_transfer_tokens(masks: torch.Tensor, steps: int) -> torch.Tensor:
-    """(B,) masks left, steps left -> (B, steps) tokens to commit per step: base, first (m % s) get one more."""
-    base = masks // steps
-    rem = masks % steps
-    out = base[:, None].repeat(1, steps)
-    idx = torch.arange(steps, device=masks.device)[None, :]
-    return out + (idx < rem[:, None]).long()
 
 
 def add_gumbel_noise(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -157,26 +159,37 @@ def add_gumbel_noise(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return logits.exp() / (-torch.log(noise)) ** temperature
 
 
-@dataclass
-class Fork:
-    """The decoding state right after one step's commits, before its hooks. Decoding can resume from it:
-    a shift sweep decodes the part a clean run and its shifted twins share once (see `diffuse`)."""
-
-    x: torch.Tensor  # (B, P + G)
-    commit_step: torch.Tensor  # (B, G)
-    confidence: torch.Tensor  # (B, G)
-    block_of: torch.Tensor  # (B, G)
-    logits: torch.Tensor  # (B, P + G, V) of that step, for the hooks
-    step: int
-    block: int
-    i: int  # the step's index within its block
-    schedule: torch.Tensor  # (B, steps) the block's plan
-    nfe: int
-    tokens_forwarded: int
-    rng: torch.Tensor  # generator states (T > 0 and random remasking draw from them)
-    cuda_rng: torch.Tensor | None = None
+def propose(logits: torch.Tensor, due: torch.Tensor, temperature: float, how: str = "gumbel") -> torch.Tensor:
+    """Proposals (B, L) from logits (B, L, V). T = 0: the argmax. T > 0, "gumbel": LLaDA's Gumbel-max over
+    every position; "categorical": Dream's draw, one sample per `due` position (B, L) bool, in row-major
+    order, from the softmax of the logits (already divided by T); other positions keep the argmax."""
+    if temperature == 0:
+        return torch.argmax(logits, dim=-1)
+    if how == "gumbel":
+        return torch.argmax(add_gumbel_noise(logits, temperature), dim=-1)
+    x0 = torch.argmax(logits, dim=-1)
+    if bool(due.any()):
+        probs = torch.softmax(logits[due], dim=-1)  # (N, V)
+        try:
+            x0[due] = torch.distributions.Categorical(probs=probs).sample()
+        except (ValueError, RuntimeError):  # probabilities that are not finite: Dream keeps the argmax
+            pass
+    return x0
 
 
+def sample_positions(conf: torch.Tensor, k: torch.Tensor, alg_temp: float) -> torch.Tensor:
+    """Dream's `alg_temp` > 0: each row's k positions drawn without replacement from softmax(conf / alg_temp)
+    over the positions that compete (conf > -inf), in position order. conf (B, L), k (B,) -> (B, L) bool."""
+    transfer = torch.zeros_like(conf, dtype=torch.bool)
+    for j in range(conf.shape[0]):
+        if int(k[j]) > 0:
+            cand = torch.nonzero(conf[j] > NEG_INF).squeeze(1)
+            w = F.softmax(conf[j, cand] / alg_temp, dim=-1)
+            transfer[j, cand[torch.multinomial(w, num_samples=int(k[j]))]] = True
+    return transfer
+
+
+# ----------------------------------------------------------------------------------------- the loop
 @dataclass
 class Decoded:
     x: torch.Tensor  # (B, P + G) final canvas
@@ -186,187 +199,114 @@ class Decoded:
     nfe: int
     tokens_forwarded: int
     info: dict[str, Any]
-    forks: dict[str, Fork | None] = field(default_factory=dict)
+    forks: dict[str, StepState | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, st: StepState, forks: dict[str, StepState | None]) -> "Decoded":
+        return cls(x=st.x, commit_step=st.commit_step, confidence=st.confidence, block_of=st.block_of, nfe=st.nfe,
+                   tokens_forwarded=st.tokens_forwarded, info=st.info, forks=forks)
 
 
 @torch.no_grad()
 def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cfg: SamplerConfig,
             hooks: Sequence[StepHook] = (), sample_ids: Sequence[str] = (),
-            forks: dict[str, Callable[[StepState], torch.Tensor]] | None = None, resume: Fork | None = None,
+            forks: dict[str, Callable[[StepState], torch.Tensor]] | None = None, resume: StepState | None = None,
             stop_after_forks: bool = False) -> Decoded:
     """Decode one left-padded batch. prompt (B, P) long; attention_mask (B, P) or None.
 
-    `forks` name -> predicate (B,) bool on a StepState: at the first step where any row is due, the state
-    is kept as `Decoded.forks[name]` if every row is due then, else None (rows would part ways).
-    `stop_after_forks` returns once every fork is taken. `resume` continues a fork of the same prompts and
-    settings (no KV cache): the fork step's hooks run, then decoding goes on as if never interrupted.
+    `forks` name -> predicate (B,) bool on the state: at the first step where any row is due, a fork of the
+    state (`StepState.fork`) is kept as `Decoded.forks[name]` if every row is due then, else None (rows
+    would part ways). `stop_after_forks` returns once every fork is taken. `resume` continues a fork of the
+    same prompts and settings (no KV cache): the fork step's hooks run, then decoding goes on as if never
+    interrupted.
     """
     cfg.validate()
     if resume is not None and cfg.cache != "none":
         raise ValueError("resuming a fork needs cache='none' (the KV cache is not part of a fork)")
-    mask_id, dev = model.mask_id, model.device
-    B, P = prompt.shape
-    G, bl = cfg.gen_length, cfg.block_length
-    x = torch.full((B, P + G), mask_id, dtype=torch.long, device=dev)
-    x[:, :P] = prompt.to(dev)
+    mask_id, dev, (B, P), G = model.mask_id, model.device, prompt.shape, cfg.gen_length
     if attention_mask is not None:
         attention_mask = torch.cat([attention_mask.to(dev), attention_mask.new_ones((B, G)).to(dev)], dim=-1)
-    prompt_index = x != mask_id  # (B, L), padding included, as in the reference
-    num_blocks = G // bl
-    steps_per_block = cfg.steps // num_blocks
-    rule = REMASKING[cfg.remasking]
-    eos, eot = model.eos_id, getattr(model, "eot_id", None)
-
-    commit_step = torch.full((B, G), -1, dtype=torch.long, device=dev)
-    confidence_at = torch.zeros((B, G), dtype=torch.float32, device=dev)
-    block_of = torch.full((B, G), -1, dtype=torch.long, device=dev)
-    info: dict[str, Any] = {}
-    nfe = tokens_forwarded = 0
-    step = 0
-
-    use_cache, dual = cfg.cache != "none", cfg.cache == "dual"
-    if use_cache and not getattr(model, "supports_cache", False):
-        raise BadInput(f"--cache {cfg.cache} needs an adapter with KV cache support; "
-                       f"{getattr(model, 'adapter_name', type(model).__name__)!r} has none (use --cache none)")
-    kv: dict[str, Any] | None = None  # the block cache: what it holds, where, built from which tokens, its age
-
-    def forward(x_in, start, end):
-        """One forward pass -> logits (B, L, V) for the block [start, end). With a cache (Fast-dLLM), a full
-        forward at the block's first step stores the keys/values before the block (prefix) and, for `dual`,
-        after it; later steps run the model on the block and what follows it (prefix) or the block alone
-        (dual). Rows outside what was run keep the full forward's logits: they are committed or in later
-        blocks, so never chosen."""
-        nonlocal nfe, tokens_forwarded, kv
-        xx, am = x_in, attention_mask
-        if cfg.cfg_scale > 0:
-            un_x = x_in.clone()
-            un_x[prompt_index] = mask_id
-            xx = torch.cat([x_in, un_x], 0)  # (2B, L): conditional and unconditional copies
-            am = None if attention_mask is None else torch.cat([attention_mask, attention_mask], 0)
-        if not use_cache:
-            both = model(xx, attention_mask=am)
-            tokens_forwarded += xx.numel()
-        else:
-            suffix = end if dual else None
-            cached = torch.cat([xx[:, :start], xx[:, end:]], 1) if dual else xx[:, :start]
-            stale = (kv is None or kv["start"] != start or not torch.equal(kv["tokens"], cached)
-                     or (cfg.cache_refresh > 0 and kv["age"] >= cfg.cache_refresh))
-            if stale:  # a new block, a refresh due, or a hook edited cached positions: full forward
-                both, cache = model.forward_prefix(xx, am, start, suffix)
-                kv = {"cache": cache, "start": start, "tokens": cached.clone(), "logits": both, "age": 1}
-                tokens_forwarded += xx.numel()
-            else:
-                part = model.forward_cached(xx, am, kv["cache"], start, suffix)  # (B', (end or L) - start, V)
-                both = kv["logits"].clone()
-                both[:, start:start + part.shape[1]] = part
-                kv["age"] += 1
-                tokens_forwarded += part.shape[0] * part.shape[1]
-        nfe += 1
-        if cfg.cfg_scale > 0:
-            cond, un = torch.chunk(both, 2, dim=0)
-            return un + (cfg.cfg_scale + 1) * (cond - un)
-        return both
-
-    def state_at(b: int, logits: torch.Tensor) -> StepState:
-        return StepState(x=x, logits=logits, step=step, block=b, prompt_len=P, gen_length=G, block_length=bl,
-                         mask_id=mask_id, commit_step=commit_step, confidence=confidence_at, block_of=block_of,
-                         sample_ids=list(sample_ids), info=info)
-
-    def run_hooks(b: int, end: int, i: int, schedule: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        before = (x[:, P:end] == mask_id).sum(1)
-        state = state_at(b, logits)
-        for hook in hooks:
-            hook(state)
-        after = (x[:, P:end] == mask_id).sum(1)
-        if not torch.equal(before, after):
-            # Recompute the rest of this block's plan from the masks now left (at least one step more).
-            left = max(1, schedule.shape[1] - i - 1)
-            schedule = torch.cat([schedule[:, : i + 1], num_transfer_tokens(after, left)], 1)
-        return schedule
-
+    prompt_index = torch.cat([prompt.to(dev) != mask_id, torch.zeros((B, G), dtype=torch.bool, device=dev)], 1)
+    forward = CachedForward(model, cfg, attention_mask, prompt_index)  # padding counts as prompt, as in LLaDA
+    schedule, edits, rule = get_schedule(cfg.schedule, cfg), build_processors(cfg, model), REMASKING[cfg.remasking]
+    num_blocks = G // cfg.block_length
+    steps = cfg.steps // num_blocks  # per block
+    if resume is not None:
+        st = resume.resumed(sample_ids)  # its step's commits are in, its hooks are not: they run first
+    else:
+        st = StepState.start(prompt, G, cfg.block_length, mask_id, sample_ids, dev)
+        st.plan = schedule.plan(st.masks_in_block(), steps)
     pending, taken = dict(forks or {}), {}
-    for b in range(resume.block if resume is not None else 0, num_blocks):
-        end = P + (b + 1) * bl  # positions >= end belong to later blocks
-        if resume is not None:  # continue a fork: its step's commits are in, its hooks are not
-            for dst, src in ((x, resume.x), (commit_step, resume.commit_step), (confidence_at, resume.confidence),
-                             (block_of, resume.block_of)):
-                dst.copy_(src)
-            step, i, nfe, tokens_forwarded = resume.step, resume.i, resume.nfe, resume.tokens_forwarded
-            schedule = resume.schedule.clone()
-            torch.set_rng_state(resume.rng)
-            if resume.cuda_rng is not None:
-                torch.cuda.set_rng_state(resume.cuda_rng, dev)
+    while True:
+        if st.logits is not None:  # a step was taken: its hooks, then the next step
             if hooks:
-                schedule = run_hooks(b, end, i, schedule, resume.logits)
-            i, step, resume = i + 1, step + 1, None
+                run_hooks(st, hooks, schedule, steps)
+            st.i, st.step, st.logits = st.i + 1, st.step + 1, None
+        open_ = st.masks_open()  # (B,)
+        # A block ends with no masks open or its plan done. As in the reference, a [MASK] the model itself
+        # proposed then stays (a trained model never proposes it); masks a hook reopened are in the plan.
+        if int(open_.max()) == 0 or (cfg.threshold is None and st.i >= st.plan.shape[1]):
+            if st.block + 1 == num_blocks:
+                break
+            st.block, st.i = st.block + 1, 0
+            # The plan counts the block's own masks (as the reference does); masks left earlier still
+            # compete, since only positions after the block are excluded.
+            st.plan = schedule.plan(st.masks_in_block(), steps)
+            continue
+        end = st.block_end
+        mask_index = st.x == mask_id  # (B, L)
+        logits, n = forward(st.x, end - cfg.block_length, end)  # (B, L, V)
+        st.nfe, st.tokens_forwarded = st.nfe + 1, st.tokens_forwarded + n
+        logits = apply(edits.propose, logits)
+        due = mask_index
+        if cfg.remasking == "origin":  # Dream draws which masks commit first, then proposals for those only
+            due = mask_index.clone()
+            due[:, end:] = False
+            due[due.clone()] = torch.rand(int(due.sum()), device=dev) < schedule.p_transfer(st.i, steps, dev)
+        x0 = propose(logits, due, cfg.temperature, schedule.proposals)  # (B, L)
+        st.logits = logits = apply(edits.confidence, logits)
+        conf = rule(logits, x0)  # (B, L)
+        conf[:, end:] = NEG_INF  # later blocks wait
+        conf = conf.masked_fill(~mask_index, NEG_INF)  # only masks compete
+        x0 = torch.where(mask_index, x0, st.x)
+        if cfg.threshold is not None:  # every proposal at or above it, and at least the best one
+            k = (conf >= cfg.threshold).sum(1).clamp(min=1)
         else:
-            # The plan counts this block's masks only (as the reference does); masks left earlier (a [MASK]
-            # the model proposed) still compete, since only positions after the block are excluded.
-            schedule = num_transfer_tokens((x[:, end - bl:end] == mask_id).sum(1), steps_per_block)
-            i = 0
-        while True:
-            open_ = (x[:, P:end] == mask_id).sum(1)  # (B,)
-            if int(open_.max()) == 0:
-                break
-            if cfg.threshold is None and i >= schedule.shape[1]:
-                # The plan is done. As in the reference, a [MASK] the model itself proposed stays (a trained
-                # model never proposes it); masks a hook reopened are covered by the recomputed plan.
-                break
-            mask_index = x == mask_id  # (B, L)
-            logits = forward(x, end - bl, end)  # (B, L, V)
-            if cfg.threshold is not None:
-                logits[:, :, mask_id] = NEG_INF  # no step plan to end on: never propose [MASK], so blocks finish
-            if cfg.logits_eos_inf and eos is not None:
-                logits[:, :, eos] = NEG_INF
-            noisy = add_gumbel_noise(logits, cfg.temperature)
-            x0 = torch.argmax(noisy, dim=-1)  # (B, L)
-            if cfg.confidence_eos_eot_inf:
-                # The reference writes `noisy[..., eos] = logits[..., eot] = -inf`: at T = 0 both names are
-                # one tensor so both ids reach the softmax; at T > 0 only EoT does.
-                if eot is not None:
-                    logits[:, :, eot] = NEG_INF
-                if eos is not None:
-                    noisy[:, :, eos] = NEG_INF
-            conf = rule(logits, x0)  # (B, L)
-            conf[:, end:] = NEG_INF
-            x0 = torch.where(mask_index, x0, x)
-            conf = torch.where(mask_index, conf, torch.tensor(NEG_INF, dtype=conf.dtype, device=dev))
-            if cfg.threshold is not None:
-                # Commit every proposal at or above the threshold, and at least the best one.
-                k_row = ((conf >= cfg.threshold).sum(1)).clamp(min=1).minimum(open_)
-            else:
-                k_row = schedule[:, i].minimum(open_)
-            transfer = torch.zeros_like(x0, dtype=torch.bool)
-            for j in range(B):
-                k = int(k_row[j])
-                if k > 0:
-                    _, sel = torch.topk(conf[j], k=k)
-                    transfer[j, sel] = True
-            x[transfer] = x0[transfer]
-            g = transfer[:, P:]
-            commit_step[g] = step
-            confidence_at[g] = conf[:, P:][g].float()
-            block_of[g] = b
-            for name in list(pending):
-                due = pending[name](state_at(b, logits))
-                if bool(due.any()):
-                    del pending[name]
-                    taken[name] = Fork(
-                        x=x.clone(), commit_step=commit_step.clone(), confidence=confidence_at.clone(),
-                        block_of=block_of.clone(), logits=logits.clone(), step=step, block=b, i=i,
-                        schedule=schedule.clone(), nfe=nfe, tokens_forwarded=tokens_forwarded,
-                        rng=torch.get_rng_state(),
-                        cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-                    ) if bool(due.all()) else None
-            if forks and stop_after_forks and not pending:
-                return Decoded(x=x, commit_step=commit_step, confidence=confidence_at, block_of=block_of, nfe=nfe,
-                               tokens_forwarded=tokens_forwarded, info=info, forks=taken)
-            if hooks:
-                schedule = run_hooks(b, end, i, schedule, logits)
-            i += 1
-            step += 1
-    return Decoded(x=x, commit_step=commit_step, confidence=confidence_at, block_of=block_of, nfe=nfe,
-                   tokens_forwarded=tokens_forwarded, info=info, forks=taken)
+            k = st.plan[:, st.i]
+        if cfg.remasking == "origin":
+            chosen = due
+        elif cfg.alg_temp:
+            chosen = sample_positions(conf, k.minimum(open_), cfg.alg_temp)
+        else:
+            chosen = top_k(conf, k.minimum(open_))
+        st.commit(chosen, x0, conf)
+        for name, due in [(name, p(st)) for name, p in pending.items()]:
+            if bool(due.any()):
+                del pending[name]
+                taken[name] = st.fork() if bool(due.all()) else None
+        if forks and stop_after_forks and not pending:
+            break
+    return Decoded.of(st, taken)
+
+
+def top_k(conf: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """conf (B, L), k (B,) -> (B, L) bool: each row's k most confident positions (`torch.topk`, as LLaDA)."""
+    transfer = torch.zeros_like(conf, dtype=torch.bool)
+    for j in range(conf.shape[0]):
+        if int(k[j]) > 0:
+            transfer[j, torch.topk(conf[j], k=int(k[j])).indices] = True
+    return transfer
+
+
+def run_hooks(st: StepState, hooks: Sequence[StepHook], schedule: Schedule, steps: int) -> None:
+    """Call each hook (the contract is `StepState`'s); if the masks open changed, re-plan the block's rest."""
+    before = st.masks_open()
+    for hook in hooks:
+        hook(st)
+    after = st.masks_open()
+    if not torch.equal(before, after):
+        first = min(st.i + 1, steps - 1)  # at least one step more, also after the block's last
+        st.plan = torch.cat([st.plan[:, :st.i + 1], schedule.plan(after, steps, first)], 1)
 
 
 # ----------------------------------------------------------------------------------------- text in, records out
@@ -398,18 +338,16 @@ def pad_left(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
 def generate(model, prompts: Sequence[str] | Sequence[Sequence[int]], cfg: SamplerConfig | None = None,
              hooks: Sequence[StepHook] = (), chat: bool = False, sample_ids: Sequence[str] | None = None,
              forks: dict[str, Callable[[StepState], torch.Tensor]] | None = None,
-             forks_out: dict[str, Fork | None] | None = None, resume: Fork | None = None,
+             forks_out: dict[str, StepState | None] | None = None, resume: StepState | None = None,
              stop_after_forks: bool = False) -> list[dict[str, Any]]:
     """Generate for prompts (texts or token id lists), in batches of `cfg.batch_size`.
 
-    Returns one partial sample record per prompt (CONVENTIONS.md): prompt, prompt_ids, output_ids,
-    raw_text, text_surface, text_ctc, text, trajectory, nfe, seconds, sampler. Each batch is seeded
-    with `cfg.seed`, so a prompt's output at T > 0 depends on the batch it was decoded in.
+    Returns one partial sample record per prompt (`records.decoded_records`, docs/conventions.md): prompt,
+    prompt_ids, output_ids, raw_text, text_surface, text_ctc, text, trajectory, nfe, seconds, sampler. Each
+    batch is seeded with `cfg.seed`, so a prompt's output at T > 0 depends on the batch it was decoded in.
     `forks` (taken into `forks_out`) and `resume` are `diffuse`'s, for prompts that fit one batch; with
     `stop_after_forks` decoding stops once the forks are taken and no records are returned.
     """
-    from .records import decode_output
-
     cfg = (cfg or SamplerConfig()).validate()
     if prompts and isinstance(prompts[0], str):
         ids_list = encode_prompts(model, prompts, chat=chat)
@@ -423,7 +361,7 @@ def generate(model, prompts: Sequence[str] | Sequence[Sequence[int]], cfg: Sampl
         raise ValueError("forks and resume work on one batch at a time")
     records = []
     for s in range(0, len(ids_list), cfg.batch_size):
-        chunk = ids_list[s: s + cfg.batch_size]
+        chunk, batch = ids_list[s: s + cfg.batch_size], slice(s, s + cfg.batch_size)
         if max(len(c) for c in chunk) + cfg.gen_length > model.max_length:
             raise BadInput(f"prompt ({max(len(c) for c in chunk)} tokens) + gen-length {cfg.gen_length} exceed "
                            f"the model's max length {model.max_length}")
@@ -432,40 +370,29 @@ def generate(model, prompts: Sequence[str] | Sequence[Sequence[int]], cfg: Sampl
         am_arg = am if bool((am == 0).any()) else None
         torch.manual_seed(cfg.seed)
         t0 = time.perf_counter()
-        out = diffuse(model, ids, am_arg, cfg, hooks=hooks, sample_ids=sample_ids[s: s + cfg.batch_size],
+        out = diffuse(model, ids, am_arg, cfg, hooks=hooks, sample_ids=sample_ids[batch],
                       forks=forks, resume=resume, stop_after_forks=stop_after_forks)
         if forks_out is not None:
             forks_out.update(out.forks)
         if stop_after_forks:
             return []
         secs = (time.perf_counter() - t0) / len(chunk)
-        P = ids.shape[1]
-        for j, p_ids in enumerate(chunk):
-            rec = {
-                "prompt": texts[s + j],
-                "prompt_ids": p_ids,
-                **decode_output(model, out.x[j, P:].tolist(), cfg.collapse),
-                "trajectory": {
-                    "commit_step": out.commit_step[j].tolist(),
-                    "confidence": [round(float(c), 5) for c in out.confidence[j]],
-                    "block": out.block_of[j].tolist(),
-                },
-                "nfe": out.nfe,
-                "tokens_forwarded": out.tokens_forwarded // len(chunk),
-                "seconds": round(secs, 4),
-                "sampler": cfg.to_dict(),
-            }
-            for key, per_row in out.info.items():  # what hooks recorded, per row
-                if isinstance(per_row, dict) and sample_ids[s + j] in per_row:
-                    rec.setdefault("hook_info", {})[key] = per_row[sample_ids[s + j]]
-            records.append(rec)
+        records += decoded_records(model, texts[batch], chunk, out, cfg, sample_ids[batch], secs)
     return records
 
 
 def resolve_sampler(overrides: dict[str, Any] | None, model=None) -> SamplerConfig:
-    """CONVENTIONS: an option not given comes from the checkpoint sidecar's `sampler`, then the defaults."""
-    base = SamplerConfig().to_dict()
+    """An option not given comes from the checkpoint sidecar's `sampler`, then the adapter's defaults for its
+    family (`model.extra["sampler_defaults"]`: Dream's plan and filters), then the defaults
+    (docs/conventions.md). A checkpoint without sidecar settings has no block layout of its own: there
+    `block_length` and `steps` default to the gen length (one block, one token per step)."""
+    base = asdict(SamplerConfig())
+    base.update(((getattr(model, "extra", None) or {}).get("sampler_defaults")) or {})  # the adapter's (Dream's)
     side = (getattr(model, "sidecar", None) or {}).get("sampler") or {}
+    given = {k: v for k, v in (overrides or {}).items() if v is not None and k in base}
+    if not side:
+        g = given.get("gen_length", base["gen_length"])
+        base.update(block_length=g, steps=g)
     base.update({k: v for k, v in side.items() if k in base})
-    base.update({k: v for k, v in (overrides or {}).items() if v is not None and k in base})
+    base.update(given)
     return SamplerConfig.from_dict(base).validate()

@@ -2,7 +2,7 @@
 
 strict: `#### N` or lm-eval's "The answer is N"; flexible: the last number in the text. Numbers are
 normalised (commas, `$`, trailing `.0`/`.00`) before comparison. `correct` is strict when strict finds
-an answer, else flexible (CONVENTIONS.md).
+an answer, else flexible (docs/conventions.md).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def cut_at_stops(text: str, stops: Sequence[str]) -> str:
     runs on into a made-up next "Question:", whose numbers must not be scored."""
     cut = len(text)
     for s in stops:
-        i = text.find(s)
+        i = text.find(s) if s else -1  # an empty stop string stops nothing
         if i != -1:
             cut = min(cut, i)
     return text[:cut]

@@ -10,7 +10,9 @@ Fraction 0 is not decoded again: it is the clean run (tests check a hooked p = 0
 
 from __future__ import annotations
 
+import csv
 import math
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,13 +20,26 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from . import rundir
+from .adapters import describe_checkpoint, load_model
+from .benchmarks import get_benchmark
+from .cards import build_card
+from .checkpoints import checkpoint_hash
 from .errors import BadInput
+from .evaluate import build_records
 from .interventions import MODES, Shift
+from .judge import Judge, judge_run, read_judged
+from .plots import at_key, drop_heatmap_figure, plot_accuracy, plot_drop_heatmap  # noqa: F401 (re-exported)
+from .progress import Progress
+from .records import RecordWriter, make_record, read_records
+from .sampler import SamplerConfig, generate, resolve_sampler
 from .stats import paired_bootstrap
+from .text_metrics import chrf, levenshtein, norm_edit, pair_metrics  # noqa: F401 (metrics re-exported)
+from .workers import run_shards, worker_main
 
-SHIFT_FILE, SUMMARY_FILE = "shift.jsonl", "shift_summary.csv"
+SHIFT_FILE, SUMMARY_FILE = rundir.SHIFT, "shift_summary.csv"
 ACC_PNG, HEATMAP_PNG = "shift_accuracy.png", "shift_drop_heatmap.png"
-OUTPUTS = (SHIFT_FILE, SUMMARY_FILE, ACC_PNG, HEATMAP_PNG, "judge.jsonl", "shards")
+OUTPUTS = (SHIFT_FILE, SUMMARY_FILE, ACC_PNG, HEATMAP_PNG, "judge.jsonl", rundir.SHARDS)
 
 
 # ----------------------------------------------------------------------------------------- the grid
@@ -79,6 +94,35 @@ def trigger(spec: Shift) -> str:
     return f"step{spec.at_step}" if spec.at_step is not None else f"at{spec.at:g}"
 
 
+# ----------------------------------------------------------------------------------------- labels
+# The one place that names an intervention: its record field and the labels of summary rows. (The record
+# id suffix is `Shift.setting` in interventions.py, which this layer builds on.)
+def intervention_field(spec: Shift, info: dict[str, Any] | None, rec_id: str) -> dict[str, Any]:
+    """A shifted record's `intervention`: the setting, what the hook did (`info`, None if it never fired)
+    and the clean twin's id."""
+    return {"setting": spec.setting, "mode": spec.mode,
+            "direction": spec.direction if spec.mode == "displace" else None,
+            "fraction": None if spec.positions is not None else spec.fraction,
+            "at": spec.at, "at_step": spec.at_step, "fixed_positions": spec.positions is not None,
+            "positions": None if spec.positions is None else list(spec.positions),
+            "fired": info is not None, **(info or {}), "clean_id": clean_id(rec_id)}
+
+
+def mode_label(mode: str, direction: str | None) -> str:
+    """"insert", ..., "displace" (rightwards) or "displace-left"."""
+    return mode + ("-left" if mode == "displace" and direction == "left" else "")
+
+
+def where_label(iv: dict[str, Any]) -> float | str:
+    """The fraction shifted, or "pos:12_40" for fixed positions."""
+    return iv["fraction"] if not iv.get("positions") else "pos:" + "_".join(map(str, iv["positions"]))
+
+
+def when_label(at: float | None, at_step: int | None) -> str:
+    """"0.5" (a committed fraction) or "step10"."""
+    return f"step{at_step}" if at_step is not None else f"{at:g}"
+
+
 # ----------------------------------------------------------------------------------------- running
 def shifted_records(model, bench, samples, cfg, spec: Shift, *, ckpt_name: str, num_fewshot: int = 0,
                     chat: bool = False, resume=None) -> list[dict[str, Any]]:
@@ -86,19 +130,10 @@ def shifted_records(model, bench, samples, cfg, spec: Shift, *, ckpt_name: str, 
 
     `resume`: the clean run's fork at this intervention's trigger (see `trigger`): decoding continues from
     there, so only the part after the edit is computed; records equal a decode from scratch."""
-    from .evaluate import build_records
-
     recs = build_records(model, bench, samples, cfg, ckpt_name=ckpt_name, num_fewshot=num_fewshot, chat=chat,
                          hooks=[spec], id_suffix="@" + spec.setting, resume=resume)
     for r in recs:
-        info = (r.pop("hook_info", None) or {}).get(spec.key)
-        r["intervention"] = {"setting": spec.setting, "mode": spec.mode,
-                             "direction": spec.direction if spec.mode == "displace" else None,
-                             "fraction": None if spec.positions is not None else spec.fraction,
-                             "at": spec.at, "at_step": spec.at_step, "fixed_positions": spec.positions is not None,
-                             "positions": None if spec.positions is None else list(spec.positions),
-                             "fired": info is not None,
-                             **(info or {}), "clean_id": clean_id(r["id"])}
+        r["intervention"] = intervention_field(spec, (r.pop("hook_info", None) or {}).get(spec.key), r["id"])
     return recs
 
 
@@ -116,14 +151,18 @@ def run_sweep(ckpts: Sequence[str], bench, samples, cfgs: dict[str, Any], grid: 
     batch and trigger and each shifted run resumes from there (`fork=False` decodes every run whole; the
     tests check both give the same records). Records' `nfe` count the whole decode either way.
     """
-    from .evaluate import build_records
-    from .records import RecordWriter
-
     out_dir = Path(out_dir)
-    path = out_dir / SHIFT_FILE if shard is None else shard_path(out_dir, shard)
-    done = {(r.get("ckpt"), r["id"]) for r in _all_records(out_dir)}
+    path = out_dir / SHIFT_FILE if shard is None else rundir.shard_path(out_dir, SHIFT_FILE, shard)
+    done = {(r.get("ckpt"), r["id"]) for r in rundir.read_run_records(out_dir, SHIFT_FILE)[0]}
     specs, written, unit = grid.specs(), 0, -1
-    with RecordWriter(path) as writer:
+    # Progress counts this process's records: every unit's, or its shard's.
+    settings = ["clean"] + [s.setting for s in specs]
+    units = [(c, start) for c in ckpts for start in range(0, len(samples), cfgs[c].batch_size)]
+    keys = [(c, f"{bench.name}/{s.native_id}@{st}") for k, (c, start) in enumerate(units)
+            if shard is None or k % shard[1] == shard[0] for s in samples[start: start + cfgs[c].batch_size]
+            for st in settings]
+    bar = Progress("shift", len(keys), sum(k in done for k in keys), mode="lines", unit="records", log=log)
+    with bar, RecordWriter(path) as writer:
         for ckpt in ckpts:
             cfg, model = cfgs[ckpt], None
             base = [f"{bench.name}/{s.native_id}" for s in samples]
@@ -166,7 +205,8 @@ def run_sweep(ckpts: Sequence[str], bench, samples, cfgs: dict[str, Any], grid: 
                             writer.write(r)
                             done.add((ckpt, r["id"]))
                             written += 1
-                log(f"{ckpt}: {min(start + cfg.batch_size, len(samples))}/{len(samples)} samples")
+                            bar.done += 1
+                    bar.update(bar.done, f"{ckpt}, samples {start + 1}-{start + len(ids)} of {len(samples)}")
             del model
     return written
 
@@ -177,81 +217,49 @@ def reusable_clean(eval_dir: Path | str, ckpt_hash: str, cfg, bench_name: str, n
     format and resolved sampler at temperature 0 (at T = 0 a batch decodes the same whatever its seed). The
     sweep copies an eval batch only when it holds exactly the sweep's batch (same padding, same arithmetic;
     a test checks the copies equal fresh decodes). Anything else is decoded."""
-    import json
-
-    from .records import read_records
-
     eval_dir = Path(eval_dir)
     try:
-        conf = json.loads((eval_dir / "config.json").read_text())
-    except (OSError, ValueError):
+        conf = rundir.load_config(eval_dir)
+    except BadInput:
         return {}
     same = (conf.get("checkpoint_hash") == ckpt_hash and conf.get("benchmark") == bench_name and cfg.temperature == 0
             and conf.get("num_fewshot") == num_fewshot and conf.get("sampler") == cfg.to_dict())
-    if not same or not (eval_dir / "samples.jsonl").is_file():
+    if not same or not (eval_dir / rundir.SAMPLES).is_file():
         return {}
-    # the prompt decoded must be the one shift would decode: no chat template unless asked, nothing cut
-    want = {"num_fewshot": num_fewshot, "chat": bool(chat), "cut_tokens": 0}
-    return {r["id"]: r for r in read_records(eval_dir / "samples.jsonl")[0] if r.get("prompt_info") == want}
+    # The prompt decoded must be the one shift would decode: nothing cut, and the same chat template use.
+    # The eval asked for the chat template as shift does (same checkpoint, so the same tokenizer), or the
+    # template use it recorded is what shift asks for (asked and applied, or not asked and not applied).
+    def same_prompt(info: dict | None) -> bool:
+        return (isinstance(info, dict) and info.get("num_fewshot") == num_fewshot and info.get("cut_tokens") == 0
+                and (bool(conf.get("chat")) == bool(chat) or info.get("chat") == bool(chat)))
+
+    return {r["id"]: r for r in read_records(eval_dir / rundir.SAMPLES)[0] if same_prompt(r.get("prompt_info"))}
 
 
 # ----------------------------------------------------------------------------------------- several processes
-SHARDS = "shards"
-
-
-def shard_path(out_dir: Path, shard: tuple[int, int]) -> Path:
-    return out_dir / SHARDS / f"shift-{shard[0]}-of-{shard[1]}.jsonl"
-
-
-def _all_records(out_dir: Path) -> list[dict]:
-    from .records import read_records
-
-    files = [out_dir / SHIFT_FILE] + sorted((out_dir / SHARDS).glob("shift-*.jsonl"))
-    return [r for f in files for r in read_records(f)[0]]
-
-
 def run_sweep_parallel(k: int, job: dict[str, Any], out_dir: Path, log: Callable[[str], None] = lambda s: None) -> int:
-    """Run `run_sweep` in `k` worker processes (one shard each; on CPU the cores are split between them),
-    then merge their shard files into shift.jsonl. `job` holds run_sweep's inputs as JSON: ckpts, benchmark,
-    data_file, n, cfgs (dicts), grid (dict), num_fewshot, chat, adapter, device, dtype, clean_from (paths)."""
-    import time
-
-    from .records import RecordWriter
-    from .workers import cpu_env, run_workers
-
-    n_before = len({(r.get("ckpt"), r["id"]) for r in _all_records(out_dir)})
+    """Run `run_sweep` in `k` worker processes (one shard each, rundir's shard files), then merge their
+    shard files into shift.jsonl. `job` holds run_sweep's inputs as JSON: ckpts, benchmark, data_file, n,
+    cfgs (dicts), grid (dict), num_fewshot, chat, adapter, device, dtype, clean_from (paths)."""
+    n_before = len(rundir.read_run_records(out_dir, SHIFT_FILE)[0])
+    total = len(job["ckpts"]) * job["n"] * (1 + len(ShiftGrid(**job["grid"]).specs()))
+    bar = Progress(f"shift x{k}", total, n_before, mode="lines", unit="records", log=log)
     last = [time.time()]
 
     def tick() -> None:
-        if time.time() - last[0] > 10:
+        if time.time() - last[0] > 2:  # reading the shard files costs: every 2 s is enough for a line every 5
             last[0] = time.time()
-            log(f"{len(_all_records(out_dir))} records written ({k} workers)")
+            bar.update(len(rundir.read_run_records(out_dir, SHIFT_FILE)[0]), f"{k} workers")
 
-    run_workers("from mdlm_probe.shift import _worker; _worker()",
-                [{**job, "out": str(out_dir), "shard": [i, k]} for i in range(k)], [cpu_env(k)] * k,
-                tick=tick, label="shift worker")
-    # Merge: every shard record not yet in shift.jsonl is appended, then the shard files go.
-    from .records import read_records
-
-    main = out_dir / SHIFT_FILE
-    have = {(r.get("ckpt"), r["id"]) for r in read_records(main)[0]}
-    with RecordWriter(main) as w:
-        for f in sorted((out_dir / SHARDS).glob("shift-*.jsonl")):
-            for r in read_records(f)[0]:
-                if (r.get("ckpt"), r["id"]) not in have:
-                    w.write(r)
-                    have.add((r.get("ckpt"), r["id"]))
-    for f in sorted((out_dir / SHARDS).glob("shift-*.jsonl")):
-        f.unlink()
-    return len(have) - n_before
+    with bar:
+        run_shards("from mdlm_probe.shift import _worker; _worker()", {**job, "out": str(out_dir)}, k,
+                   device=job.get("device"), tick=tick, label="shift worker")
+    rundir.merge_shards(out_dir, SHIFT_FILE)
+    return len(read_records(out_dir / SHIFT_FILE)[0]) - n_before
 
 
 def _worker() -> None:
     """Entry of one spawned shift worker: rebuilds run_sweep's inputs from the job and runs its shard."""
-    from .adapters import load_model
-    from .benchmarks import get_benchmark
-    from .sampler import SamplerConfig
-    from .workers import worker_main
 
     def work(job: dict[str, Any]) -> None:
         bench = get_benchmark(job["benchmark"], data_file=job.get("data_file"))
@@ -260,81 +268,130 @@ def _worker() -> None:
         clean = {c: reusable_clean(d["dir"], d["hash"], cfgs[c], bench.name, job["num_fewshot"], job["chat"])
                  for c, d in (job.get("clean_from") or {}).items()}
         run_sweep(job["ckpts"], bench, samples, cfgs, ShiftGrid(**job["grid"]), Path(job["out"]),
-                  load=lambda c: load_model(c, adapter=job.get("adapter"), device=job.get("device"), dtype=job.get("dtype")),
-                  num_fewshot=job["num_fewshot"], chat=job["chat"], shard=tuple(job["shard"]), clean_from=clean)
+                  load=lambda c: load_model(c, adapter=job.get("adapter"), device=job.get("device"), dtype=job.get("dtype"),
+                                            allow_missing_weights=job.get("allow_missing_weights", False)),
+                  num_fewshot=job["num_fewshot"], chat=job["chat"], shard=rundir.parse_shard(job["shard"]),
+                  clean_from=clean)
 
     worker_main(work)
 
 
-# ----------------------------------------------------------------------------------------- metrics
-def levenshtein(a: Sequence, b: Sequence) -> int:
-    """Edit distance (insert, delete, substitute; cost 1) between two sequences."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
+# ----------------------------------------------------------------------------------------- a whole run
+@dataclass
+class ShiftRun:
+    """What `run_shift` did: the run directory, its records and summary rows."""
+
+    out: Path
+    ckpts: list[str]
+    grid: ShiftGrid
+    records: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    written: int  # records decoded (or copied) by this call
+    heatmap: bool  # whether shift_drop_heatmap.png was written
 
 
-def norm_edit(a: Sequence, b: Sequence) -> float:
-    """Levenshtein / the longer length: 0 identical, 1 nothing in common (0 for two empty sequences)."""
-    n = max(len(a), len(b))
-    return 0.0 if n == 0 else levenshtein(a, b) / n
+def resolve_checkpoints(ckpts: Sequence[str], sampler: dict[str, Any] | None, grid: ShiftGrid,
+                        adapter: str | None = None) -> tuple[dict[str, Any], dict[str, SamplerConfig]]:
+    """Each checkpoint's path and resolved sampler (from its sidecar and its family's defaults, as `eval`
+    resolves them; no weights loaded), the grid checked against each gen_length. Bad input when a
+    checkpoint is unknown or nothing would be shifted."""
+    if not ckpts:
+        raise BadInput("give at least one --ckpt")
+    infos = {c: describe_checkpoint(c, adapter) for c in ckpts}
+    paths = {c: infos[c].path for c in ckpts}
+    cfgs = {c: resolve_sampler(sampler, infos[c]) for c in ckpts}
+    for c in ckpts:
+        grid.validate(cfgs[c].gen_length)
+    if not grid.specs():
+        raise BadInput("nothing to shift: every fraction is 0 (add e.g. --fractions 0,0.01)")
+    return paths, cfgs
 
 
-def chrf(hyp: str, ref: str, order: int = 6, beta: float = 2.0) -> float:
-    """Sentence chrF (Popović 2015) as sacreBLEU computes it: character 1..6-grams, whitespace removed,
-    precision and recall averaged over the orders both sides have, then F-beta; 0..100.
-    Two identical strings score 100 (sacreBLEU gives 0 for two empty ones)."""
-    if hyp == ref:
-        return 100.0
-    h, r = "".join(hyp.split()), "".join(ref.split())
-    prec = rec = 0.0
-    eff = 0
-    for n in range(1, order + 1):
-        hg = _ngrams(h, n)
-        rg = _ngrams(r, n)
-        nh, nr = sum(hg.values()), sum(rg.values())
-        if nh and nr:
-            match = sum(min(c, rg[g]) for g, c in hg.items() if g in rg)
-            prec += match / nh
-            rec += match / nr
-            eff += 1
-    if eff == 0 or prec + rec == 0:
-        return 0.0
-    prec, rec = prec / eff, rec / eff
-    return 100 * (1 + beta ** 2) * prec * rec / (beta ** 2 * prec + rec)
+def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchmark: str = "synthetic",
+              data_file: Path | str | None = None, data_dir: Path | str | None = None, limit: int | None = None, num_fewshot: int | None = None,
+              chat: bool = False, sampler: dict[str, Any] | None = None, overwrite: bool = False,
+              num_processes: int = 1, clean_from: Sequence[Path | str] = (), judge: Judge | None = None,
+              adapter: str | None = None, device: str | None = None, dtype: str | None = None,
+              allow_missing_weights: bool = False, load: Callable[[str], Any] | None = None, log: Callable[[str], None] = lambda s: None,
+              ) -> ShiftRun:
+    """A whole shift run into `out`: config.json, shift.jsonl (resumable), the judge's verdicts when a
+    `judge` is given, shift_summary.csv and the plots.
 
-
-def _ngrams(s: str, n: int) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for i in range(len(s) - n + 1):
-        out[s[i: i + n]] += 1
-    return out
-
-
-def pair_metrics(clean: dict[str, Any], shifted: dict[str, Any]) -> dict[str, Any]:
-    """Per-sample comparison of a shifted record with its clean twin."""
-    c, s = bool(clean.get("correct")), bool(shifted.get("correct"))
-    return {
-        "clean_correct": c, "shifted_correct": s,
-        "broken": c and not s, "fixed": s and not c,
-        "edit_tokens": norm_edit(clean["output_ids"], shifted["output_ids"]),
-        "edit_text": norm_edit(clean["text"], shifted["text"]),
-        "chrf": chrf(shifted["text"], clean["text"]),
-        "absorbed": shifted["text"] == clean["text"],
+    `clean_from`: eval run directories whose records can stand in for a checkpoint's clean run (see
+    `reusable_clean`). `load(ckpt)` loads a model (default: `load_model` with adapter, device, dtype);
+    `num_processes` > 1 decodes in that many worker processes. `log` gets progress lines."""
+    ckpts = list(dict.fromkeys(ckpts))
+    if limit is not None and limit <= 0:
+        raise BadInput(f"--limit {limit} must be positive")
+    if num_processes < 1:
+        raise BadInput(f"--num-processes {num_processes}: must be at least 1")
+    paths, cfgs = resolve_checkpoints(ckpts, sampler, grid, adapter)
+    for d in clean_from:
+        if not (Path(d) / "config.json").is_file():
+            raise BadInput(f"--clean-from {d}: not an eval run directory (no config.json)")
+    bench = get_benchmark(benchmark, data_file=data_file, data_dir=data_dir)
+    samples = bench.load()
+    samples = samples[:limit] if limit else samples
+    if not samples:
+        raise BadInput(f"benchmark {benchmark} has no samples")
+    nshot = bench.default_fewshot if num_fewshot is None else num_fewshot
+    hashes = {c: checkpoint_hash(paths[c]) for c in ckpts}
+    config = {
+        "command": "shift", "benchmark": bench.name, "data_source": bench.data_source(), "limit": limit,
+        "n": len(samples), "num_fewshot": nshot, "chat": chat, "adapter": adapter, "dtype": dtype,
+        "checkpoints": [{"name": c, "path": str(paths[c]), "hash": hashes[c], "sampler": cfgs[c].to_dict()}
+                        for c in ckpts],
+        "grid": grid.to_dict(), "settings": [s.setting for s in grid.specs()],
+        **({"allow_missing_weights": True} if allow_missing_weights else {}),  # only when used, as eval
+        "card": build_card(benchmark=bench.name, checkpoint=paths[ckpts[0]] if len(ckpts) == 1 else None,
+                           checkpoint_hash=",".join(hashes[c] for c in ckpts), dtype=dtype, device=device,
+                           overrides=sampler, chat=chat),
     }
+    # a larger --limit extends the run: the records so far are reused
+    out = rundir.prepare_run_dir(out, config, overwrite=overwrite, outputs=OUTPUTS, grows=("limit", "n"))
+    clean = {}  # checkpoint -> {"dir", "hash"} of an eval run that can stand in for its clean run
+    for d in clean_from:
+        for c in ckpts:
+            if reusable_clean(d, hashes[c], cfgs[c], bench.name, nshot, chat):
+                clean[c] = {"dir": str(d), "hash": hashes[c]}
+    if num_processes > 1:
+        # the file the benchmark settled on (--data-file, --data-dir or the environment), so workers read the same
+        job = {"ckpts": ckpts, "benchmark": bench.name, "data_file": None if bench.data_file is None else str(bench.data_file),
+               "n": len(samples), "cfgs": {c: cfgs[c].to_dict() for c in ckpts}, "grid": grid.to_dict(),
+               "num_fewshot": nshot, "chat": chat, "adapter": adapter, "device": device, "dtype": dtype,
+               "clean_from": clean, "allow_missing_weights": allow_missing_weights}
+        written = run_sweep_parallel(num_processes, job, out, log=log)
+    else:
+        load = load or (lambda c: load_model(c, adapter=adapter, device=device, dtype=dtype,
+                                             allow_missing_weights=allow_missing_weights))
+        reuse = {c: reusable_clean(v["dir"], v["hash"], cfgs[c], bench.name, nshot, chat) for c, v in clean.items()}
+        written = run_sweep(ckpts, bench, samples, cfgs, grid, out, load=load, num_fewshot=nshot, chat=chat,
+                            log=log, clean_from=reuse)
+    judged = judge_run(out, judge, log=log) if judge is not None else read_judged(out)
+    recs = read_records(out / SHIFT_FILE)[0]
+    rows = summarize(recs, grid, judged=judged)
+    write_summary_csv(rows, out / SUMMARY_FILE)
+    plot_accuracy(rows, out / ACC_PNG)
+    heatmap = plot_drop_heatmap(rows, out / HEATMAP_PNG)
+    return ShiftRun(out=out, ckpts=ckpts, grid=grid, records=recs, rows=rows, written=written, heatmap=heatmap)
 
 
-def _when(rec_int: dict[str, Any] | None, at: Any) -> str:
-    step = (rec_int or {}).get("at_step")
-    return f"step{step}" if step is not None else f"{at:g}"
+def prompt_pairs(prompt: str, ckpts: Sequence[str], cfgs: dict[str, SamplerConfig], grid: ShiftGrid,
+                 load: Callable[[str], Any], chat: bool = False):
+    """Decode one prompt clean and under each setting of `grid` (nothing written):
+    yields (checkpoint, model, clean record, shifted record, setting)."""
+    for c in ckpts:
+        model, cfg = load(c), cfgs[c]
+        clean = make_record(id="prompt/0@clean", ckpt=c, **generate(model, [prompt], cfg, chat=chat,
+                                                                     sample_ids=["prompt/0"])[0])
+        for spec in grid.specs():
+            rec = generate(model, [prompt], cfg, hooks=[spec], chat=chat, sample_ids=["prompt/0"])[0]
+            iv = intervention_field(spec, (rec.pop("hook_info", None) or {}).get(spec.key), "prompt/0")
+            shifted = make_record(id=f"prompt/0@{spec.setting}", ckpt=c, intervention=iv, **rec)
+            yield c, model, clean, shifted, spec.setting
 
 
+# ----------------------------------------------------------------------------------------- summary
 def summarize(records: Iterable[dict[str, Any]], grid: ShiftGrid | None = None,
               judged: dict[tuple[str, str], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per checkpoint x mode x fraction x at: accuracy, paired drop with a 95% CI, flips, edits.
@@ -355,15 +412,14 @@ def summarize(records: Iterable[dict[str, Any]], grid: ShiftGrid | None = None,
         c = clean.get((r["ckpt"], iv["clean_id"]))
         if c is None:
             continue  # its clean twin is missing (a killed run): unpaired, left out
-        mode = iv["mode"] + ("-left" if iv["mode"] == "displace" and iv.get("direction") == "left" else "")
-        where = iv["fraction"] if not iv.get("positions") else "pos:" + "_".join(map(str, iv["positions"]))
-        groups[(r["ckpt"], mode, where, _when(iv, iv.get("at")))].append((c, r))
+        groups[(r["ckpt"], mode_label(iv["mode"], iv.get("direction")), where_label(iv),
+                when_label(iv.get("at"), iv.get("at_step")))].append((c, r))
     if grid is not None and 0 in [float(f) for f in grid.fractions] and grid.positions is None:
         by_ckpt: dict[str, list[dict]] = defaultdict(list)
         for (ck, _), c in clean.items():
             by_ckpt[ck].append(c)
-        modes = [m + ("-left" if m == "displace" and grid.direction == "left" else "") for m in grid.modes]
-        whens = [f"step{grid.at_step}"] if grid.at_step is not None else [f"{a:g}" for a in grid.ats]
+        modes = [mode_label(m, grid.direction) for m in grid.modes]
+        whens = [when_label(a, grid.at_step) for a in ([None] if grid.at_step is not None else grid.ats)]
         for ck, cs in by_ckpt.items():
             for m in modes:
                 for w in whens:
@@ -405,8 +461,6 @@ def judge_summary(js: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
 
 
 def write_summary_csv(rows: list[dict[str, Any]], path: Path | str) -> None:
-    import csv
-
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
@@ -415,101 +469,3 @@ def write_summary_csv(rows: list[dict[str, Any]], path: Path | str) -> None:
         w.writeheader()
         for r in rows:
             w.writerow({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
-
-
-# ----------------------------------------------------------------------------------------- plots
-def plot_accuracy(rows: list[dict[str, Any]], path: Path | str) -> None:
-    """Shifted accuracy vs fraction: one panel per mode, one line per checkpoint x at, with the drop's CI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in rows if not isinstance(r["fraction"], str)]
-    modes = sorted({r["mode"] for r in rows}) or ["none"]
-    fig, axes = plt.subplots(1, len(modes), figsize=(4.5 * len(modes), 3.6), squeeze=False, sharey=True)
-    for ax, mode in zip(axes[0], modes):
-        lines = sorted({(r["ckpt"], r["at"]) for r in rows if r["mode"] == mode})
-        for ckpt, at in lines:
-            pts = sorted((r["fraction"], r["acc_shifted"], r["acc_clean"] - r["drop_hi"], r["acc_clean"] - r["drop_lo"])
-                         for r in rows if r["mode"] == mode and r["ckpt"] == ckpt and r["at"] == at)
-            f, acc, lo, hi = map(np.array, zip(*pts))
-            (line,) = ax.plot(f, acc, marker="o", label=f"{ckpt} @ {at}")
-            ax.fill_between(f, lo, hi, alpha=0.15, color=line.get_color())
-        ax.set_title(mode)
-        ax.set_xlabel("fraction of positions shifted")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("accuracy (shaded: 95% CI of the drop)")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def at_key(when: Any) -> tuple[int, float, str]:
-    """Sort key for `at` labels: committed fractions ("0.5") numerically, then step triggers ("step3")."""
-    s = str(when)
-    try:
-        return (0, float(s), s)
-    except ValueError:
-        digits = "".join(ch for ch in s if ch.isdigit())
-        return (1, float(digits or 0), s)
-
-
-def drop_heatmap_figure(rows: list[dict[str, Any]]):
-    """Paired accuracy drop over fraction x at: one panel per checkpoint (rows) and mode (columns).
-
-    `rows` are `summarize` rows (keys ckpt, mode, fraction, at, drop); fraction 0 and positional rows are
-    left out. Returns the matplotlib figure, or None when nothing is left to draw.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in rows if not isinstance(r["fraction"], str) and float(r["fraction"]) > 0
-            and r["drop"] is not None and not math.isnan(r["drop"])]
-    if not rows:
-        return None
-    ckpts = list(dict.fromkeys(r["ckpt"] for r in rows))
-    modes = sorted({r["mode"] for r in rows})
-    fr = sorted({float(r["fraction"]) for r in rows})
-    ats = sorted({r["at"] for r in rows}, key=at_key)
-    fig, axes = plt.subplots(len(ckpts), len(modes), squeeze=False, constrained_layout=True,
-                             figsize=(1.5 + 1.6 * max(len(ats), 2) * len(modes), 0.6 + 0.9 * max(len(fr), 2) * len(ckpts)))
-    vmax = max([abs(r["drop"]) for r in rows] + [0.05])  # symmetric colours: red = accuracy lost
-    for i, ckpt in enumerate(ckpts):
-        for j, mode in enumerate(modes):
-            ax = axes[i][j]
-            grid = np.full((len(fr), len(ats)), np.nan)  # (fractions, ats)
-            for r in rows:
-                if r["ckpt"] == ckpt and r["mode"] == mode:
-                    grid[fr.index(float(r["fraction"])), ats.index(r["at"])] = r["drop"]
-            im = ax.imshow(grid, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto", origin="lower")
-            for y in range(len(fr)):
-                for x in range(len(ats)):
-                    if not np.isnan(grid[y, x]):
-                        ax.text(x, y, f"{grid[y, x]:+.2f}", ha="center", va="center", fontsize=7,
-                                color="white" if abs(grid[y, x]) > 0.6 * vmax else "black")
-            ax.set_xticks(range(len(ats)), [str(a) for a in ats])
-            ax.set_yticks(range(len(fr)), [f"{f:g}" for f in fr])
-            ax.set_title(f"{ckpt} · {mode}", fontsize=9)
-            if i == len(ckpts) - 1:
-                ax.set_xlabel("at (committed fraction or step)")
-            if j == 0:
-                ax.set_ylabel("fraction")
-    fig.colorbar(im, ax=axes, shrink=0.8, label="accuracy drop (clean - shifted)")
-    return fig
-
-
-def plot_drop_heatmap(rows: list[dict[str, Any]], path: Path | str) -> bool:
-    """Write the drop heatmap to `path`; False (and no file, a stale one removed) when no fraction > 0 ran."""
-    fig = drop_heatmap_figure(rows)
-    if fig is None:
-        Path(path).unlink(missing_ok=True)
-        return False
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True

@@ -1,8 +1,10 @@
-"""Statistics shared by eval, shift, compare and report: Wilson intervals, paired bootstrap, McNemar."""
+"""Statistics shared by eval, shift, compare and report: Wilson intervals, paired bootstrap, McNemar, and
+the paired comparison of two 0/1 outcomes built from them (`paired_binary`)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -44,3 +46,29 @@ def mcnemar_exact(b01: int, b10: int) -> float:
     k = min(b01, b10)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
     return min(1.0, 2 * tail)
+
+
+@dataclass
+class Paired:
+    """Two 0/1 outcomes on the same samples (e.g. correct under run a and run b), b against a."""
+
+    n: int
+    mean_a: float
+    mean_b: float
+    diff: float  # mean(b - a)
+    ci: tuple[float, float]  # percentile bootstrap 95% interval of diff
+    only_a: list[int]  # positions where a is 1 and b is 0
+    only_b: list[int]  # positions where b is 1 and a is 0
+    p: float  # exact McNemar p on the discordant pairs
+
+
+def paired_binary(a: Sequence[bool | int | float], b: Sequence[bool | int | float], seed: int = 0) -> Paired:
+    """The paired comparison that compare and report both show: means, the difference with its bootstrap
+    CI, who is right where the other is wrong, and McNemar's p."""
+    xa, xb = [bool(x) for x in a], [bool(x) for x in b]
+    diff, lo, hi = paired_bootstrap([float(x) for x in xa], [float(x) for x in xb], seed=seed)
+    only_a = [i for i, (x, y) in enumerate(zip(xa, xb)) if x and not y]
+    only_b = [i for i, (x, y) in enumerate(zip(xa, xb)) if y and not x]
+    n = len(xa)
+    return Paired(n=n, mean_a=sum(xa) / n if n else math.nan, mean_b=sum(xb) / n if n else math.nan, diff=diff,
+                  ci=(lo, hi), only_a=only_a, only_b=only_b, p=mcnemar_exact(len(only_a), len(only_b)))

@@ -12,7 +12,7 @@ import math
 import random
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,36 +22,42 @@ from . import synthetic
 from .checkpoints import OBJECTIVES, SIDECAR, write_sidecar
 from .errors import BadInput
 from .objectives import ce_canvas, ce_loss, ctc_loss, mask_canvas, slack_canvas
+from .progress import Progress
 from .records import iter_jsonl
+
+
+def _opt(default: Any, help: str) -> Any:
+    """A TrainConfig field that is also a `mdlm-probe train` option (cli.config_options reads `help`)."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class TrainConfig:
-    init: str = "tiny"  # tiny | shipped name | folder | Hub name
-    data: str = "synthetic"  # synthetic | gsm8k | FILE.jsonl (question/answer or prompt/response)
-    objective: str = "ce"  # ce | ctc+ce
-    collapse: str = "surface"  # ctc+ce only: surface | ctc
-    ctc_weight: float = 1.0
-    slack_gaps: int = 0  # ctc+ce only: most <slack>s at random gaps of the CE canvas, rest after EOS (-1 = all)
-    steps: int = 6000
-    batch_size: int = 32
-    lr: float = 2e-3
-    warmup: int = 200
-    weight_decay: float = 0.01
-    seed: int = 0
-    device: str = "cpu"
-    response_length: int = synthetic.RESPONSE_LENGTH
-    save_every: int = 250
-    eval_n: int = synthetic.HELDOUT_SIZE  # held-out problems scored at the end (0 = skip)
-    name: str | None = None  # the checkpoint's name in its sidecar (default: the out folder's name)
-    # size of a fresh tiny model (init=tiny only)
-    n_layer: int = 4
-    n_embd: int = 128
-    mlp_mult: int = 4
-    # sampler the held-out accuracy is measured with (recorded in the sidecar as its default)
-    gen_length: int = synthetic.RESPONSE_LENGTH
-    sampler_steps: int = synthetic.RESPONSE_LENGTH
-    block_length: int = synthetic.RESPONSE_LENGTH
+    init: str = _opt("tiny", "tiny (fresh built-in model), a checkpoint name, folder or Hub name.")
+    data: str = _opt("synthetic", "synthetic, gsm8k, or a JSONL file (question/answer or prompt/response).")
+    objective: str = _opt("ce", f"Training objective: {' or '.join(OBJECTIVES)}.")
+    collapse: str = _opt("surface", "ctc+ce only: surface (delete <slack>) or ctc (standard CTC).")
+    ctc_weight: float = _opt(1.0, "lambda in CE + lambda * CTC.")
+    slack_gaps: int = _opt(0, "ctc+ce only: at most this many <slack>s at random gaps of the CE canvas, the rest "
+                              "after EOS (-1: all at random gaps).")
+    steps: int = _opt(6000, "Optimiser steps.")
+    batch_size: int = _opt(32, "Examples per step.")
+    lr: float = _opt(2e-3, "Peak learning rate (linear warm-up, then cosine decay to 10% of it).")
+    warmup: int = _opt(200, "Warm-up steps.")
+    weight_decay: float = _opt(0.01, "AdamW weight decay.")
+    seed: int = _opt(0, "Seed of a fresh model's weights, the batches and the masks.")
+    device: str = _opt("cpu", "cpu, cuda, cuda:1 ...")
+    response_length: int = _opt(synthetic.RESPONSE_LENGTH, "Response canvas length in tokens.")
+    save_every: int = _opt(250, "Steps between resumable checkpoints.")
+    eval_n: int = _opt(synthetic.HELDOUT_SIZE, "Held-out problems scored at the end (0 = skip).")
+    name: str | None = _opt(None, "Checkpoint name for the sidecar (default: the --out folder name).")
+    n_layer: int = _opt(4, "Layers of a fresh tiny model (--init tiny).")
+    n_embd: int = _opt(128, "Width of a fresh tiny model (--init tiny).")
+    mlp_mult: int = _opt(4, "MLP width multiple of a fresh tiny model (--init tiny).")
+    # The sampler the held-out accuracy is measured with (recorded in the sidecar as its default).
+    gen_length: int = _opt(synthetic.RESPONSE_LENGTH, "Held-out scoring and sidecar default: response positions.")
+    sampler_steps: int = _opt(synthetic.RESPONSE_LENGTH, "Held-out scoring and sidecar default: denoising steps.")
+    block_length: int = _opt(synthetic.RESPONSE_LENGTH, "Held-out scoring and sidecar default: block length.")
 
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -182,7 +188,7 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------- the loop
-def train(cfg: TrainConfig, out: Path | str, progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
+def train(cfg: TrainConfig, out: Path | str, progress: bool | str = True, stop_after: int | None = None) -> dict[str, Any]:
     """Train and write the checkpoint to `out`. Returns the sidecar. `stop_after` ends early (tests)."""
     from .adapters import _quiet_transformers
 
@@ -215,12 +221,8 @@ def train(cfg: TrainConfig, out: Path | str, progress: bool = True, stop_after: 
     gen = torch.Generator()
     history: list[dict[str, float]] = []
     t0, tokens = time.perf_counter(), 0
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("[bold]train[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress)
-    with bar:
-        task = bar.add_task("train", total=cfg.steps, completed=start, info="")
+    mode = {True: "auto", False: "off"}.get(progress, progress)  # a bar on a terminal, else a line every few s
+    with Progress("train", cfg.steps, start, mode=mode, unit="steps") as bar:
         for step in range(start, cfg.steps):
             if stop_after is not None and step >= start + stop_after:
                 break
@@ -246,8 +248,8 @@ def train(cfg: TrainConfig, out: Path | str, progress: bool = True, stop_after: 
             tokens += batch["canvas"].numel()
             history.append({"step": step, **terms})
             secs = time.perf_counter() - t0
-            bar.update(task, advance=1, info=" ".join(f"{k} {v:.3f}" for k, v in terms.items())
-                       + f" | {tokens / max(secs, 1e-9):,.0f} tok/s")
+            bar.update(step + 1, " ".join(f"{k} {v:.3f}" for k, v in terms.items())
+                       + f" · {tokens / max(secs, 1e-9):,.0f} tok/s")
             if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
                 _atomic_save({"model": module.state_dict(), "opt": opt.state_dict(), "step": step + 1,
                               "elapsed": elapsed + secs}, ckpt)

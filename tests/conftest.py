@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "2")  # before torch loads (through mdlm_probe, below)
+
+from mdlm_probe import load_model  # noqa: E402
+from mdlm_probe.cli import main  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SHARED_DATA = SHARED / "data"
@@ -23,17 +27,14 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_random():
     """The shipped random-weight tiny checkpoint, loaded once."""
-    from mdlm_probe import load_model
-
     return load_model("tiny-random")
 
 
 @pytest.fixture
 def cli():
-    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
-    from mdlm_probe.cli import main
-
-    def run(*args: str, capsys=None):
+    """Run the CLI in-process: `cli("eval", "synthetic", ...)` returns the exit code (0, 1 or 2). Read what it
+    printed with pytest's `capsys` (`capsys.readouterr().out` / `.err`)."""
+    def run(*args: str) -> int:
         return main(list(args))
 
     return run

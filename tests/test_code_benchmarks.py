@@ -120,6 +120,16 @@ def test_mbpp_missing_file_and_subset_mismatch(tmp_path, shared_data):
         get_benchmark("mbpp", data_file=shared_data / "mbpp" / "mbpp.jsonl", subset="sanitized").load()
 
 
+def test_subset_is_accepted_where_a_benchmark_has_subsets(tmp_path, shared_data):
+    """--subset used to be refused for every benchmark but gpqa, although mbpp has full and sanitized."""
+    s = run_eval("tiny-random", "mbpp", tmp_path / "m", data_file=shared_data / "mbpp" / "sanitized-mbpp.json",
+                 subset="sanitized", predictions=None, limit=1, sampler_overrides={"gen_length": 8, "steps": 8,
+                                                                                   "block_length": 8})
+    assert s["n"] == 1
+    with pytest.raises(BadInput, match="gsm8k has no subsets"):
+        run_eval("tiny-random", "gsm8k", tmp_path / "g", subset="main", limit=1)
+
+
 # ----------------------------------------------------------------------------------------- HumanEval
 def test_humaneval_problems_and_zero_shot_prompt(humaneval):
     s = humaneval.load()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+from functools import partial
 
 import pytest
 
-from mdlm_probe.compare import compare_runs, load_run
+from mdlm_probe import rundir
+from mdlm_probe.compare import compare_runs, write_compare
 from mdlm_probe.errors import BadInput
+
+load_run = partial(rundir.load_run, need_records=True)  # what compare and errors read
 
 SAMPLER = {"gen_length": 48, "steps": 48, "block_length": 48, "temperature": 0.0, "collapse": "surface"}
 
@@ -139,3 +143,72 @@ def test_cli_errors_options_and_bad_input(two_runs, tmp_path, cli, capsys):
     (tmp_path / "blank").mkdir()
     (tmp_path / "blank" / "samples.jsonl").write_text("")
     assert cli("errors", str(tmp_path / "blank")) == 2
+
+
+# ----------------------------------------------------------------------------------------- several checkpoints per run
+def shift_run(path, right_by_ckpt, collapse=None):
+    """A shift-like run: for each checkpoint, clean records synthetic/i@clean right where `right` says."""
+    path.mkdir(parents=True)
+    sampler = {**SAMPLER, "collapse": collapse}
+    (path / "config.json").write_text(json.dumps({"benchmark": "synthetic", "sampler": sampler}))
+    recs = []
+    for ckpt, right in right_by_ckpt.items():
+        for i, ok in enumerate(right):
+            r = record(i, GOOD if ok else ZERO, bool(ok), sampler=sampler)
+            recs.append({**r, "id": f"synthetic/{i}@clean", "ckpt": ckpt, "collapse": "surface"})
+    (path / "shift.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return path
+
+
+def test_compare_shift_runs_pairs_each_checkpoint_with_itself(tmp_path):
+    a = shift_run(tmp_path / "a", {"ce": [1, 1, 1, 1], "ctc": [1, 1, 0, 0]})
+    b = shift_run(tmp_path / "b", {"ce": [1, 1, 1, 0], "ctc": [0, 0, 0, 0]})
+    res, out = write_compare([a, b], tmp_path / "cmp")
+    assert [(p["a"], p["b"]) for p in res["pairs"]] == [("a/ce", "b/ce"), ("a/ctc", "b/ctc")]
+    diffs = {p["b"]: p["diff"] for p in res["pairs"]}
+    assert diffs == {"b/ce": pytest.approx(-1 / 4), "b/ctc": pytest.approx(-2 / 4)}  # not one arm picked silently
+    assert "ce: a/ce vs b/ce" in res["compared"] and "ctc: a/ctc vs b/ctc" in res["compared"]
+    assert json.loads((out / "compare.json").read_text())["compared"] == res["compared"]
+    # --ckpt chooses
+    res, _ = write_compare([a, b], tmp_path / "cmp2", ckpts=["ctc"])
+    assert [(p["a"], p["b"]) for p in res["pairs"]] == [("a/ctc", "b/ctc")]
+    with pytest.raises(BadInput, match="holds no checkpoint nope"):
+        write_compare([a, b], tmp_path / "cmp3", ckpts=["nope"])
+
+
+def test_compare_one_run_compares_its_checkpoints_against_the_first(tmp_path):
+    a = shift_run(tmp_path / "a", {"ce": [1, 1, 1, 1], "ctc": [1, 0, 0, 0], "ctc2": [1, 1, 0, 0]})
+    res, _ = write_compare([a], tmp_path / "cmp")
+    assert [(p["a"], p["b"]) for p in res["pairs"]] == [("a/ce", "a/ctc"), ("a/ce", "a/ctc2")]
+    assert "against ce" in res["compared"]
+    e = make_run(tmp_path / "e", [record(i, GOOD, True) for i in range(3)])
+    with pytest.raises(BadInput, match="at least two"):
+        write_compare([e], tmp_path / "cmp2")
+
+
+def test_compare_names_collapse_and_what_is_compared(two_runs, tmp_path, cli, capsys):
+    a, b = two_runs
+    assert cli("compare", str(a), str(b), "--out", str(tmp_path / "cmp")) == 0
+    out = capsys.readouterr().out
+    assert "comparing ce vs ctc" in out and "None" not in out
+    res = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [r["collapse"] for r in res["runs"]] == ["surface", "surface"]
+    own = shift_run(tmp_path / "own", {"ce": [1, 0]})  # no collapse forced: the record's own map
+    assert load_run(own).shift[0]["collapse"] == "surface"
+    from mdlm_probe.compare import collapse_of
+
+    assert collapse_of({"sampler": {"collapse": None}, "collapse": "ctc"}) == "ctc"
+    assert collapse_of({"sampler": {"collapse": None}}) == "own"
+
+
+def test_tables_in_a_log_keep_long_run_names_apart(tmp_path, cli, capsys):
+    """Non-terminal output (80 columns) must not cut two long run names to the same prefix."""
+    long = "a-rather-long-run-directory-name-shared-by-both-runs"
+    a = make_run(tmp_path / f"{long}-first", [record(i, GOOD, True) for i in range(4)])
+    b = make_run(tmp_path / f"{long}-second", [record(i, ZERO, False) for i in range(4)])
+    capsys.readouterr()
+    assert cli("errors", str(a), str(b), "--show", "0") == 0
+    assert cli("compare", str(a), str(b), "--out", str(tmp_path / "cmp"), "--show-ids", "0") == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert out.count("first") >= 2 and out.count("second") >= 2  # each name in full, in each table

@@ -1,4 +1,4 @@
-"""CONVENTIONS.md in code: checkpoint sidecar, sample record, append-and-flush records, run directories."""
+"""docs/conventions.md in code: checkpoint sidecar, sample record, append-and-flush records, run directories."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from mdlm_probe.errors import BadInput
 from mdlm_probe.records import RECORD_KEYS, RecordWriter, iter_done_ids, make_record, read_records
 from mdlm_probe.rundir import load_config, prepare_run_dir
 
-CONVENTIONS = Path(__file__).resolve().parents[2] / "shared" / "CONVENTIONS.md"
+CONVENTIONS = Path(__file__).resolve().parents[1] / "docs" / "conventions.md"
 
 
 # ----------------------------------------------------------------------------------------- checkpoints
 def test_sidecar_keys_follow_conventions():
-    if CONVENTIONS.is_file():  # the keys listed in the shared document, in its order
-        text = CONVENTIONS.read_text().split("Sidecar keys:", 1)[1].split("## Run directory", 1)[0]
-        listed = re.findall(r"`([a-z_]+)`", text)
-        assert list(dict.fromkeys(k for k in listed if k in SIDECAR_KEYS)) == list(SIDECAR_KEYS)
-        assert set(SIDECAR_KEYS) <= set(listed)
+    # the keys listed in the project's conventions, in their order
+    text = CONVENTIONS.read_text().split("Sidecar keys:", 1)[1].split("## Run directory", 1)[0]
+    listed = re.findall(r"`([a-z_]+)`", text)
+    assert list(dict.fromkeys(k for k in listed if k in SIDECAR_KEYS)) == list(SIDECAR_KEYS)
+    assert set(SIDECAR_KEYS) <= set(listed)
     assert missing_sidecar_keys({}) == list(SIDECAR_KEYS)
     full = {k: None for k in SIDECAR_KEYS}
     assert missing_sidecar_keys(full) == []
@@ -55,14 +55,13 @@ def test_checkpoint_names_resolve_or_fail_in_one_line(tmp_path):
 
 # ----------------------------------------------------------------------------------------- records
 def test_record_keys_follow_conventions():
-    if CONVENTIONS.is_file():
-        table = CONVENTIONS.read_text().split("## Sample record", 1)[1]
-        listed = re.findall(r"^\| `([a-z_]+)`", table, flags=re.M)
-        expanded = []
-        for line in table.splitlines():  # a row may name two keys: | `text_surface`, `text_ctc` |
-            if line.startswith("| `"):
-                expanded += re.findall(r"`([a-z_]+)`", line.split("|")[1])
-        assert listed and expanded == list(RECORD_KEYS)
+    table = CONVENTIONS.read_text().split("## Sample record", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `([a-z_]+)`", table, flags=re.M)
+    expanded = []
+    for line in table.splitlines():  # a row may name two keys: | `text_surface`, `text_ctc` |
+        if line.startswith("| `"):
+            expanded += re.findall(r"`([a-z_]+)`", line.split("|")[1])
+    assert listed and expanded == list(RECORD_KEYS)
     rec = make_record(id="x/1", extra=5, nfe=3)
     assert list(rec)[: len(RECORD_KEYS)] == list(RECORD_KEYS) and list(rec)[-1] == "extra"
     assert rec["nfe"] == 3 and rec["prompt"] is None
@@ -133,6 +132,20 @@ def test_run_dir_new_same_different_overwrite(tmp_path):
     assert load_config(out)["sampler"] == {"steps": 16}
 
 
+def test_a_run_dir_without_results_takes_a_new_config(tmp_path):
+    """An attempt that stopped at bad input left config.json (and maybe an empty record file): no run yet."""
+    out = tmp_path / "run"
+    cfg = {"command": "eval", "sampler": {"steps": 8}}
+    prepare_run_dir(out, cfg, outputs=("samples.jsonl", "shards"))
+    (out / "samples.jsonl").touch()
+    (out / "shards").mkdir()
+    prepare_run_dir(out, {**cfg, "sampler": {"steps": 16}}, outputs=("samples.jsonl", "shards"))
+    assert load_config(out)["sampler"] == {"steps": 16}
+    (out / "samples.jsonl").write_text('{"id": "a/1"}\n')  # now it holds a result: refused
+    with pytest.raises(BadInput, match="different config"):
+        prepare_run_dir(out, cfg, outputs=("samples.jsonl", "shards"))
+
+
 def test_load_config_bad_input(tmp_path):
     with pytest.raises(BadInput, match="not a run directory"):
         load_config(tmp_path)
@@ -148,7 +161,106 @@ def test_sampler_options_are_sampler_config_fields():
     from mdlm_probe.cli import SAMPLER_OPTIONS
     from mdlm_probe.sampler import SamplerConfig
 
-    expected = ["gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking", "threshold", "cache",
-                "cache_refresh", "seed", "batch_size", "collapse"]
+    expected = ["gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking", "schedule", "top_k",
+                "top_p", "alg_temp", "eps", "threshold", "cache", "cache_refresh", "seed", "batch_size", "collapse"]
     assert list(SAMPLER_OPTIONS) == expected
     assert set(expected) <= {f.name for f in fields(SamplerConfig)}
+
+
+# ----------------------------------------------------------------------------------------- layers
+PACKAGE = Path(__file__).resolve().parents[1] / "mdlm_probe"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Absolute names of the modules a file imports (relative imports resolved against its package)."""
+    import ast
+
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    pkg = list(rel.parts[:-1])  # the package a relative import starts from
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = pkg[: len(pkg) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            names.add(mod)
+            names |= {f"{mod}.{a.name}" for a in node.names}  # `from . import commands` imports a module
+    return names
+
+
+def test_only_the_cli_layer_imports_the_cli_layer():
+    """The library never imports mdlm_probe.cli or mdlm_probe.commands (imports run downwards only)."""
+    offenders = []
+    for f in sorted(PACKAGE.rglob("*.py")):
+        rel = f.relative_to(PACKAGE)
+        if rel.parts[0] == "commands" or rel.as_posix() in ("cli.py", "__main__.py"):  # __main__: `python -m`
+            continue
+        bad = sorted(m for m in _imported_modules(f)
+                     if m in ("mdlm_probe.cli", "mdlm_probe.commands") or m.startswith("mdlm_probe.commands."))
+        if bad:
+            offenders.append(f"{rel}: {', '.join(bad)}")
+    assert not offenders, offenders
+
+
+def test_the_import_reader_sees_relative_and_function_level_imports(tmp_path, monkeypatch):
+    """The check above would catch `from .commands.errors import errors` inside a function (as demo.py had)."""
+    import sys
+
+    fake = tmp_path / "mdlm_probe"
+    fake.mkdir()
+    (fake / "lib.py").write_text("def f():\n    from .commands.errors import errors\n    from . import cli\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    got = _imported_modules(fake / "lib.py")
+    assert "mdlm_probe.commands.errors" in got and "mdlm_probe.cli" in got
+
+
+ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+
+
+def _layers() -> dict[str, int]:
+    """Module (without the package prefix) -> layer number, from the table in docs/architecture.md."""
+    table = ARCHITECTURE.read_text().split("| layer | modules |", 1)[1].split("\n\n", 1)[0]
+    layers = {}
+    for line in table.splitlines():
+        m = re.match(r"\| (\d+) [a-z &]+ \| (.+) \|$", line)
+        if m:
+            for name in m.group(2).replace("\\_", "_").split(","):
+                assert name.strip() not in layers, f"{name.strip()} listed twice"
+                layers[name.strip()] = int(m.group(1))
+    return layers
+
+
+def _module_name(f: Path) -> str:
+    rel = f.relative_to(PACKAGE).with_suffix("")
+    parts = list(rel.parts[:-1]) if rel.name == "__init__" and len(rel.parts) > 1 else list(rel.parts)
+    return ".".join(parts)
+
+
+def test_every_module_imports_only_its_layer_and_below():
+    """docs/architecture.md's layer table is the rule: adapters -> sampler -> tasks -> runs -> report -> CLI."""
+    layers = _layers()
+    modules = {_module_name(f): f for f in sorted(PACKAGE.rglob("*.py"))}
+    assert sorted(set(modules) - set(layers)) == [], "modules missing from docs/architecture.md"
+    assert sorted(set(layers) - set(modules)) == [], "docs/architecture.md names modules that do not exist"
+    upward = []
+    for name, f in modules.items():
+        for imp in _imported_modules(f):
+            if not imp.startswith("mdlm_probe."):
+                continue
+            target = imp.removeprefix("mdlm_probe.")
+            while target not in layers and "." in target:  # `from .adapters import load_model`
+                target = target.rsplit(".", 1)[0]
+            if target in layers and layers[target] > layers[name]:
+                upward.append(f"{name} (layer {layers[name]}) imports {target} (layer {layers[target]})")
+    assert not upward, upward
+
+
+def test_a_command_module_imports_first_in_a_fresh_interpreter():
+    """Scripts may import a command module before cli (analyses/ did): the cli <-> commands cycle must not bite."""
+    import subprocess
+    import sys
+
+    code = "import mdlm_probe.commands.errors as e, mdlm_probe.commands.demo as d; print(e.errors.__name__, d.demo.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["errors", "demo"], out.stderr[-500:]

@@ -59,10 +59,15 @@ def test_demo_quick_runs_every_step_and_resumes(tmp_path, second_ckpt, monkeypat
         raise AssertionError("a finished sample was decoded again")
 
     monkeypatch.setattr("mdlm_probe.evaluate.build_records", no_decoding)
+    monkeypatch.setattr("mdlm_probe.shift.build_records", no_decoding)  # shift imports it by name
     cfg = DemoConfig.quick(ckpts=["tiny-random", str(second_ckpt)], n_eval=4, n_shift=2,
                            sampler={"gen_length": 8, "steps": 8, "block_length": 8})
-    res = run_demo(cfg, out, log=lambda s: None)
+    shown = []
+    res = run_demo(cfg, out, log=lambda s: None, show=lambda what, result: shown.append((what, result)))
     assert {p: p.read_bytes() for p in before} == before
+    # the library hands the errors and compare results to whoever prints them (the command)
+    assert [w for w, _ in shown] == ["errors", "compare"]
+    assert len(shown[0][1]) == 3 and shown[1][1][1] == out / "compare"
     assert Path(res["report"]).is_file() and [name for name, _ in res["steps"]][-1] == "report"
 
 

@@ -249,6 +249,33 @@ def test_predictions_are_scored_without_a_model(tmp_path):
     bad.write_text('{"id": "gsm8k/1"}\n')
     with pytest.raises(BadInput, match="completion"):
         run_eval(None, "gsm8k", tmp_path / "run3", data_file=f, predictions=bad)
+    # --limit scores the predictions among the first N samples; the others are real ids, not errors
+    s = run_eval(None, "gsm8k", tmp_path / "run4", data_file=f, predictions=preds, limit=2)
+    assert (s["n"], s["correct"]) == (2, 2)
+    only_3 = tmp_path / "p3.jsonl"
+    only_3.write_text('{"id": "gsm8k/3", "completion": "7"}\n')
+    with pytest.raises(BadInput, match="none of its ids is among the first 1"):
+        run_eval(None, "gsm8k", tmp_path / "run5", data_file=f, predictions=only_3, limit=1)
+
+
+def test_gsm8k_summary_has_strict_and_flexible_side_by_side_and_the_empty_rate(tmp_path, capsys):
+    from mdlm_probe.cli import main
+
+    f = write_gsm8k(tmp_path / "gsm8k", 4)  # answers 3, 5, 7, 9
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("\n".join(json.dumps(x) for x in [
+        {"id": "gsm8k/0", "completion": "#### 3"},  # both right
+        {"id": "gsm8k/1", "completion": "#### 4, no: 5"},  # strict wrong, flexible right; scored strict: wrong
+        {"id": "gsm8k/2", "completion": "The total is 7"},  # strict finds nothing, flexible right: scored right
+        {"id": "gsm8k/3", "completion": ""},  # nothing at all
+    ]) + "\n")
+    assert main(["eval", "gsm8k", "--data-file", str(f), "--predictions", str(preds), "--out", str(tmp_path / "r")]) == 0
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["accuracy"] == 0.5
+    assert s["extraction"] == {"strict": 0.25, "flexible": 0.75, "strict_found": 0.5}
+    assert (s["empty_outputs"], s["empty_rate"]) == (1, 0.25)
+    out = capsys.readouterr().out
+    assert "extraction: strict 25.0% · flexible 75.0%" in out and "empty or EOS-only outputs: 1/4 (25.0%)" in out
 
 
 # ----------------------------------------------------------------------------------------- bad input: exit 2, one line
@@ -290,3 +317,53 @@ def test_eval_synthetic_reproduces_the_heldout_path(tmp_path, tiny_random):
     got = lines(tmp_path / "run" / "samples.jsonl")
     assert [r["output_ids"] for r in got] == [r["output_ids"] for r in want]
     assert [r["correct"] for r in got] == [r["correct"] for r in want]
+
+
+def test_a_larger_limit_extends_the_run_reusing_its_records(tmp_path, tiny_random):
+    out = tmp_path / "run"
+    run_eval("tiny-random", "synthetic", out, dict(FAST), limit=4, model=tiny_random)
+    first = lines(out / "samples.jsonl")
+    s = run_eval("tiny-random", "synthetic", out, dict(FAST), limit=8, model=tiny_random)  # was refused before
+    recs = lines(out / "samples.jsonl")
+    assert [r["id"] for r in recs] == [f"synthetic/{i}" for i in range(8)] and s["n"] == 8
+    assert recs[:4] == first  # reused as written, not decoded again
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["limit"] == 8 and cfg["n_planned"] == 8 and "extended" in cfg
+    fresh = run_eval("tiny-random", "synthetic", tmp_path / "fresh", dict(FAST), limit=8, model=tiny_random)
+    assert strip_timing(lines(tmp_path / "fresh" / "samples.jsonl")) == strip_timing(recs)
+    assert {k: v for k, v in fresh.items() if k != "timing"} == {k: v for k, v in s.items() if k != "timing"}
+    with pytest.raises(BadInput, match="different config"):  # a smaller limit is another run
+        run_eval("tiny-random", "synthetic", out, dict(FAST), limit=6, model=tiny_random)
+    with pytest.raises(BadInput, match="different config"):  # and so is a larger one with other settings
+        run_eval("tiny-random", "synthetic", out, {**FAST, "steps": 4}, limit=12, model=tiny_random)
+
+
+def test_progress_in_a_log_is_a_line_with_total_and_eta(tmp_path, tiny_random, capsys):
+    from mdlm_probe.progress import Progress
+
+    got = []
+    bar = Progress("eval x", 4, mode="lines", every=0.0, log=got.append)
+    for i in range(1, 5):
+        bar.update(i, f"acc {i / 4:.2f}")
+    bar.update(4)  # the end is logged once
+    assert [ln.split(" · ")[0] for ln in got] == [f"eval x: {i}/4 samples ({25 * i}%)" for i in range(1, 5)]
+    assert all("ETA" in ln for ln in got) and "acc 0.50" in got[1]
+    capsys.readouterr()
+    run_eval("tiny-random", "synthetic", tmp_path / "run", dict(FAST), limit=4, model=tiny_random, progress="auto")
+    err = capsys.readouterr().err  # stderr is no terminal here: plain lines, the last one at 4/4
+    assert "synthetic tiny-random: 4/4 samples (100%)" in err and "ETA" in err
+
+
+def test_progress_in_a_log_keeps_talking_while_a_batch_decodes():
+    """No item finishes (one long batch), yet the log gets a line: the heartbeat, until close()."""
+    from mdlm_probe.progress import Progress
+
+    got = []
+    with Progress("eval x", 4, mode="lines", every=0.05, log=got.append):
+        deadline = time.time() + 30
+        while not got and time.time() < deadline:
+            time.sleep(0.01)
+    assert got and got[0].startswith("eval x: 0/4 samples (0%)")
+    n = len(got)
+    time.sleep(0.2)
+    assert len(got) <= n + 1  # stopped at close (at most one line was already on its way)

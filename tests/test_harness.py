@@ -166,8 +166,12 @@ def test_cut_at_stop_uses_the_earliest_stop_string():
 
 def test_request_sampler_precedence_and_schedule(tiny_random):
     # sidecar: gen_length 32, steps 32, block_length 32
-    cfg, until, ignored = request_sampler(tiny_random, {}, {"until": "Q:", "max_gen_toks": 16, "top_p": 0.9})
-    assert (cfg.gen_length, cfg.steps, cfg.block_length, until, ignored) == (16, 16, 16, ["Q:"], ["top_p"])
+    cfg, until, ignored = request_sampler(tiny_random, {}, {"until": "Q:", "max_gen_toks": 16,
+                                                            "repetition_penalty": 1.1})
+    assert (cfg.gen_length, cfg.steps, cfg.block_length, until, ignored) == (16, 16, 16, ["Q:"], ["repetition_penalty"])
+    # Dream's filters are sampler settings: a task's top_p / top_k (numbers or strings) apply, typed
+    cfg, _, ignored = request_sampler(tiny_random, {}, {"top_p": "0.9", "top_k": 5.0, "alg_temp": "0"})
+    assert (cfg.top_p, cfg.top_k, cfg.alg_temp, ignored) == (0.9, 5, 0.0, [])
     cfg, *_ = request_sampler(tiny_random, {"block_length": 8}, {"max_gen_toks": 20})
     assert (cfg.gen_length, cfg.block_length, cfg.steps) == (24, 8, 24)  # whole blocks, one step per token
     cfg, *_ = request_sampler(tiny_random, {"block_length": 8, "steps": 3}, {"max_gen_toks": 20})
@@ -315,3 +319,59 @@ def test_data_parallel_two_cpu_processes_match_one(tmp_path, tiny_random):
         got = sorted((r["doc_id"], _as_str(r["resps"])) for r in map(json.loads, f.read_text().splitlines()))
         want = sorted((r["doc_id"], _as_str(r["resps"])) for r in one["samples"][task])
         assert got == want
+
+
+# ----------------------------------------------------------------------------------------- offline
+def test_cli_lm_eval_connection_error_is_one_line_exit_2(cli, capsys, monkeypatch):
+    import lm_eval.__main__
+
+    def unreachable():
+        raise ConnectionError("Couldn't reach 'openai/gsm8k' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(lm_eval.__main__, "cli_evaluate", unreachable)
+    code = cli("lm-eval", "--", "--model_args", "pretrained=tiny-random", "--tasks", "gsm8k")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "Traceback" not in err
+    assert err.startswith("mdlm-probe: error:") and "openai/gsm8k" in err and "docs/lm_eval.md" in err
+
+
+@pytest.mark.slow
+def test_cli_lm_eval_offline_hub_task_through_the_console_script(tmp_path):
+    """lm-eval's own gsm8k task offline (its data is on the Hub): one line, exit 2, no traceback. No network:
+    offline mode is set and the endpoint is a closed local port."""
+    import shutil
+    import subprocess
+    import sys
+
+    script = shutil.which("mdlm-probe", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9", OMP_NUM_THREADS="1")
+    r = subprocess.run([script, "lm-eval", "--", "--model_args", "pretrained=tiny-random,gen_length=8,steps=8,block_length=8",
+                        "--tasks", "gsm8k", "--limit", "1", "--device", "cpu"],
+                       capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert last.startswith("mdlm-probe: error: lm-eval could not fetch") and "docs/lm_eval.md" in last
+
+
+def test_lm_eval_task_on_local_files_as_documented(cli, tmp_path, no_default_tasks):
+    """docs/lm_eval.md's recipe: a YAML that includes lm-eval's gsm8k task over local jsonl files runs offline."""
+    import lm_eval
+
+    rows = [{"question": f"Ann has {i} pens and gets 2 more. How many?", "answer": f"{i}+2={i + 2}\n#### {i + 2}"}
+            for i in range(3)]
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "gsm8k_local.yaml").write_text(
+        f"include: {Path(lm_eval.__file__).parent / 'tasks' / 'gsm8k' / 'gsm8k.yaml'}\n"
+        "task: gsm8k_local\ndataset_path: json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n"
+        f"    train: {tmp_path / 'train.jsonl'}\n    test: {tmp_path / 'test.jsonl'}\n")
+    code = cli("lm-eval", "--", "--model_args", "pretrained=tiny-random,gen_length=8,steps=8,block_length=8",
+               "--include_path", str(tasks), "--tasks", "gsm8k_local", "--num_fewshot", "1", "--limit", "2",
+               "--device", "cpu", "--output_path", str(tmp_path / "out"))
+    assert code == 0
+    (res,) = list((tmp_path / "out").rglob("results_*.json"))
+    data = json.loads(res.read_text())
+    assert "gsm8k_local" in data["results"] and data["n-samples"]["gsm8k_local"]["effective"] == 2

@@ -175,3 +175,18 @@ def test_at_fraction_fires_at_the_committed_share(tiny_random):
     assert info["committed"] == 0.5 and info["fired_step"] == 7  # one token per step: 8 of 16 after step 7
     assert sum(t != tiny_random.mask_id for t in info["canvas_before"]) == 8
     assert tiny_random.mask_id not in rec["output_ids"]
+
+
+def test_the_at_trigger_reads_the_states_one_committed_fraction():
+    """Committed = committed by the model (`StepState.committed_fraction`): a token an edit placed does not
+    count, a [MASK] the model committed does."""
+    st = make_state(response=TOKENS[:4] + [M] * 4)
+    st.commit_step[0] = torch.tensor([0, 1, -1, 3, 4, -1, -1, -1])  # position 2 placed by an edit; 4: a [MASK]
+    assert st.committed_fraction().tolist() == [0.5]
+    hook = Shift(mode="delete", positions=(0,), at=0.5)
+    assert hook.due(st).tolist() == [True]
+    hook(st)
+    assert st.info["shift"]["s/0"]["committed"] == 0.5
+    st = make_state(response=TOKENS[:4] + [M] * 4)
+    st.commit_step[0] = torch.tensor([0, 1, -1, 3, -1, -1, -1, -1])  # 4 tokens on the canvas, 3 committed
+    assert hook.due(st).tolist() == [False]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,22 +11,19 @@ import pytest
 
 from mdlm_probe import miners
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "miners"
-sys.path.insert(0, str(ROOT / "analyses"))
-from miner_quality import load_cases, quality  # noqa: E402
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "miners"
 
 THRESHOLD = 0.9  # precision and recall each detector must reach on its labelled cases
 
 
 @pytest.fixture(scope="module")
 def cases():
-    return load_cases(FIXTURES)
+    return miners.load_labelled(FIXTURES)
 
 
 @pytest.fixture(scope="module")
 def scores(cases):
-    return quality(cases)
+    return miners.detector_quality(cases)
 
 
 @pytest.mark.parametrize("name", list(miners.DETECTORS))
@@ -62,11 +60,59 @@ def test_trailing_zero_reports_number_span_and_zeros():
 
 
 def test_trailing_zero_ignores_numbers_the_problem_uses():
-    # "30" is 300 without a zero, but the prompt says "30 boxes"; a lone digit never counts.
+    # "30" is 300 without a zero, but the prompt says "30 boxes"; a lone digit in the body never counts.
     r = rec("He packs 30 boxes, 3 each.", reference="10*30=300\n#### 300", prompt="He has 30 boxes.")
     assert miners.DETECTORS["trailing-zero"](r) == []
-    assert miners.DETECTORS["trailing-zero"](rec("#### 2", reference="#### 2000")) == []
+    assert miners.DETECTORS["trailing-zero"](rec("He buys 2 more.\n#### 1999", reference="#### 2000")) == []
     assert miners.DETECTORS["trailing-zero"](rec("#### 1200", reference="1,200")) == []
+
+
+# A few-shot prompt in lm-eval's gsm8k format; the exemplar is full of numbers (120, 90, 153, ...).
+SHOT = "Question: A baker makes 24 muffins an hour for 5 hours and sells 90. Then 153 more?\nAnswer: 24*5=120\n#### 120\n\n"
+Q = "Question: A printer prints 40 pages a minute for 30 minutes. How many pages?\nAnswer:"
+
+
+def test_question_is_the_last_question_of_the_prompt():
+    assert miners.question({"prompt": SHOT + Q}) == Q
+    llada = "<|start_header_id|>user<|end_header_id|>\n\n" + SHOT + Q + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    assert miners.question({"prompt": llada}).startswith(Q) and "muffins" not in miners.question({"prompt": llada})
+    qwen = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n" + SHOT + Q + "<|im_end|>\n"
+    assert miners.question({"prompt": qwen}) == Q + "<|im_end|>\n"
+    assert miners.question({"prompt": "Q: one?\nA: 1\n\nQ: two?\nA:"}) == "Q: two?\nA:"
+    cut = (SHOT + Q)[40:]  # cut from the left: the last question is still whole
+    assert miners.question({"prompt": cut}) == Q
+    assert miners.question({"prompt": "Ann has 3 pens. How many?"}) == "Ann has 3 pens. How many?"  # no marker
+
+
+def test_trailing_zero_exemplar_numbers_do_not_hide_a_drop():
+    ref = "40*30=<<40*30=1200>>1200\n#### 1200"
+    r = rec("40*30=120 pages\n#### 130", reference=ref, prompt=SHOT + Q)
+    assert [(f.evidence, f.details["reference_number"]) for f in miners.DETECTORS["trailing-zero"](r)] == [("120", "1200")]
+    r["prompt"] = SHOT.replace("Question: ", "") + Q.replace("Question: ", "")  # no marker: the whole prompt counts
+    assert miners.DETECTORS["trailing-zero"](r) == []
+
+
+def test_trailing_zero_final_answer_of_any_length():
+    got = miners.DETECTORS["trailing-zero"](rec("#### 2", reference="#### 2000"))
+    assert [(f.evidence, f.start) for f in got] == [("2", 5)]
+    assert got[0].details == {"number": "2", "reference_number": "2000", "zeros_lost": 3, "final_answer": True}
+    r = rec("He keeps 80-60=2.\nThe answer is $2", reference="80-60=<<80-60=20>>20\n#### 20", prompt=SHOT + Q)
+    assert [f.evidence for f in miners.DETECTORS["trailing-zero"](r)] == ["2"]
+    r = rec("The question uses 12: 108+12=12\n# 12", reference="108+12=120\n#### 120", prompt="Question: 108 and 12?")
+    assert [(f.start, f.details.get("final_answer")) for f in miners.DETECTORS["trailing-zero"](r)] == [(len(r["text"]) - 2, True)]
+    # the final answer is before a made-up next question; numbers not ending the reference's answer do not count
+    assert miners.DETECTORS["trailing-zero"](rec("#### 900\n\nQuestion: 9 pens?\nAnswer: #### 9", reference="#### 900")) == []
+    assert miners.DETECTORS["trailing-zero"](rec("#### 20", reference="#### 205")) == []
+    assert miners.DETECTORS["trailing-zero"](rec("#### 1200", reference="#### 120")) == []
+    r = {**rec("#### 2", reference="2*10 is twenty"), "reference_answer": "20"}  # the record's own answer field
+    assert [f.details["zeros_lost"] for f in miners.DETECTORS["trailing-zero"](r)] == [1]
+
+
+def test_other_detectors_read_the_question_not_the_exemplars():
+    # "153" is in the exemplar only: the swap of the reference's 135 still counts
+    got = miners.DETECTORS["misplaced-char"](rec("#### 153", reference="#### 135", prompt=SHOT + Q))
+    assert [f.evidence for f in got] == ["153"]
+    assert miners.DETECTORS["misplaced-char"](rec("#### 153", reference="#### 135", prompt="Then 153 more?")) == []
 
 
 def test_repeated_token_chain_idiom_is_not_a_repeat():
@@ -105,6 +151,14 @@ def test_slack_and_eos_truncation():
     assert eos(rec("12*30=")) == []  # no raw_text: nothing to judge
 
 
+def test_eos_flood_empty_or_only_end_of_text():
+    flood = miners.DETECTORS["eos-flood"]
+    assert flood(rec("", raw_text="<eos><eos><eos>"))[0].details == {"eos_markers": 3, "output_tokens": 0}
+    assert flood(rec("<|endoftext|> <|endoftext|>"))  # a tokenizer whose EOS the collapse map kept
+    assert flood(rec("  \n"))
+    assert not flood(rec("#")) and not flood(rec("0<eos>"))
+
+
 def test_resolve_patterns():
     from mdlm_probe.errors import BadInput
 
@@ -136,3 +190,12 @@ def test_real_output_cases_exactly(cases):
     # the answer written after the first EOS
     c = next(c for c in cases if c["text"] == "10000=10 ### 1000" and "eos-truncation" in c["label"])
     assert miners.DETECTORS["eos-truncation"](c)[0].details["why"] == "answer after EOS"
+
+
+def test_fixtures_are_what_build_makes_from_the_handwritten_cases(tmp_path):
+    """analyses/miner_cases/build.py reruns from the repository alone: the real rows kept, hand.py's rows rebuilt."""
+    build = Path(__file__).resolve().parents[1] / "analyses" / "miner_cases" / "build.py"
+    r = subprocess.run([sys.executable, str(build), "--out", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for f in FIXTURES.glob("*.jsonl"):
+        assert (tmp_path / f.name).read_text(encoding="utf-8") == f.read_text(encoding="utf-8"), f.name

@@ -467,3 +467,217 @@ def test_cli_bad_sampler_settings_exit_2_with_one_line(capsys, args, word):
     err = capsys.readouterr().err
     assert rc == 2
     assert err.strip().count("\n") == 0 and word in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------------------- the loop's parts
+from mdlm_probe import processors, schedules  # noqa: E402
+from mdlm_probe.decode_state import StepState  # noqa: E402
+from mdlm_probe.kv_cache import CachedForward  # noqa: E402
+from mdlm_probe.records import decoded_records  # noqa: E402
+
+
+@pytest.fixture
+def scratch_schedule():
+    """Register test schedules under unique names and take them out again afterwards."""
+    added = []
+
+    def add(name, cls):
+        schedules.register_schedule(name)(cls)
+        added.append(name)
+        return cls
+
+    yield add
+    for name in added:
+        schedules.SCHEDULES.pop(name, None)
+
+
+def test_schedule_registry_refuses_a_name_twice_and_config_refuses_an_unknown_one():
+    with pytest.raises(ValueError, match="already registered"):
+        schedules.register_schedule("llada")(type("Again", (schedules.Schedule,), {}))
+    assert schedules.SCHEDULES["llada"] is schedules.LLaDASchedule
+    with pytest.raises(BadInput, match="unknown schedule 'nope'"):
+        cfg_of(schedule="nope").validate()
+
+
+def test_llada_schedule_is_num_transfer_tokens_over_the_steps_left():
+    plan = schedules.get_schedule("llada").plan(torch.tensor([10, 3]), 4, first=1)
+    assert plan.tolist() == num_transfer_tokens(torch.tensor([10, 3]), 3).tolist() == [[4, 3, 3], [1, 1, 1]]
+
+
+def test_the_configured_schedule_plans_each_block_and_replans_after_a_hook(m64, scratch_schedule):
+    calls = []
+
+    class AllAtOnce(schedules.Schedule):
+        """Every open mask at the first step left; records how it was asked."""
+
+        def plan(self, masks, steps, first=0):
+            calls.append((masks.tolist(), steps, first))
+            out = torch.zeros((masks.shape[0], steps - first), dtype=torch.long)
+            out[:, 0] = masks
+            return out
+
+    scratch_schedule("test-all-at-once", AllAtOnce)
+    cfg = cfg_of(gen_length=8, steps=4, block_length=4, schedule="test-all-at-once")  # 2 blocks x 2 steps
+    ids, am = canvas(m64, PROMPTS[:1])
+    out = diffuse(m64, ids, am, cfg)
+    assert out.commit_step[0].tolist() == [0] * 4 + [1] * 4  # a block per step: a block with no masks
+    assert out.nfe == 2  # open ends before its plan does
+    assert calls == [([4], 2, 0), ([4], 2, 0)]
+    calls.clear()
+    out = diffuse(m64, ids, am, cfg, hooks=[reopen_hook(0, 1)])  # step 0 filled block 0; reopen one
+    assert calls[:2] == [([4], 2, 0), ([1], 2, 1)]  # re-planned for step 1 from the one mask left
+    assert int(out.commit_step[0, 1]) == 1 and not bool((out.x == m64.mask_id).any())
+    # the default and an explicit "llada" are the same decode
+    a = diffuse(m64, ids, am, cfg_of(gen_length=8, steps=4, block_length=4))
+    b = diffuse(m64, ids, am, cfg_of(gen_length=8, steps=4, block_length=4, schedule="llada"))
+    assert torch.equal(a.x, b.x) and torch.equal(a.commit_step, b.commit_step)
+
+
+def test_schedule_is_left_out_of_the_settings_dict_at_its_default_only():
+    assert "schedule" not in cfg_of().to_dict()  # earlier runs' configs stay equal and resumable
+    assert SamplerConfig.from_dict(cfg_of().to_dict()) == cfg_of()
+    schedules.SCHEDULES["test-other"] = schedules.LLaDASchedule
+    try:
+        d = cfg_of(schedule="test-other").to_dict()
+        assert d["schedule"] == "test-other" and SamplerConfig.from_dict(d).schedule == "test-other"
+        assert resolve_sampler({"schedule": "test-other"}).schedule == "test-other"
+    finally:
+        del schedules.SCHEDULES["test-other"]
+
+
+def test_processors_are_pure_and_validated():
+    logits = torch.zeros(2, 3, 6)
+    out = processors.BanTokens((1, 4))(logits)
+    assert bool((logits == 0).all())  # the input is left as it was
+    assert bool(torch.isinf(out[..., [1, 4]]).all()) and bool((out[..., [0, 2, 3, 5]] == 0).all())
+    for bad in [(), (-1,), (1.5,), (True,)]:
+        with pytest.raises(ValueError):
+            processors.BanTokens(bad)
+    with pytest.raises(ValueError):
+        processors.ConfidenceEosEotInf(3, 5, temperature=-1.0)
+    # the reference's aliasing: EOS and EoT at T = 0, EoT alone at T > 0
+    assert processors.ConfidenceEosEotInf(3, 5, 0.0).ids == (5, 3)
+    assert processors.ConfidenceEosEotInf(3, 5, 0.3).ids == (5,)
+    assert processors.apply([processors.LogitsEosInf(0), processors.NeverProposeMask(2)], logits)[0, 0].tolist() \
+        == [float("-inf"), 0, float("-inf"), 0, 0, 0]
+
+
+def test_build_processors_follows_the_settings(m64):
+    assert processors.build_processors(cfg_of(), m64) == ([], [])  # the default decode edits nothing
+    p = processors.build_processors(cfg_of(threshold=0.5, logits_eos_inf=True, confidence_eos_eot_inf=True), m64)
+    assert p.propose == [processors.NeverProposeMask(m64.mask_id), processors.LogitsEosInf(m64.eos_id)]
+    assert [q.ids for q in p.confidence] == [(m64.eot_id, m64.eos_id)]
+    p = processors.build_processors(cfg_of(confidence_eos_eot_inf=True, temperature=0.5), m64)
+    assert [q.ids for q in p.confidence] == [(m64.eot_id,)]
+
+
+def test_committed_fraction_counts_what_the_model_committed():
+    st = StepState.start(torch.tensor([[5, 6]]), 4, 4, mask_id=1)
+    assert st.committed_fraction().tolist() == [0.0]
+    st.x[0, 2:] = torch.tensor([1, 7, 8, 1])  # a proposed [MASK] committed at 0; 8 placed by a hook
+    st.commit_step[0] = torch.tensor([0, 0, -1, -1])
+    assert st.committed_fraction().tolist() == [0.5]
+
+
+def test_a_fork_is_an_independent_copy_and_resuming_leaves_it_reusable(m64):
+    cfg = cfg_of(gen_length=8, steps=8, block_length=4, temperature=1.0, seed=3)
+    ids, am = canvas(m64, PROMPTS)
+    torch.manual_seed(3)
+    forks = diffuse(m64, ids, am, cfg, forks={"s2": lambda st: torch.full((3,), st.step == 2)},
+                    stop_after_forks=True).forks
+    fork = forks["s2"]
+    assert isinstance(fork, StepState) and (fork.step, fork.block, fork.i, fork.nfe) == (2, 0, 2, 3)
+    before = (fork.x.clone(), fork.commit_step.clone(), fork.plan.clone())
+    torch.manual_seed(3)
+    whole = diffuse(m64, ids, am, cfg)
+    for _ in range(2):  # the sweep resumes one fork once per intervention setting
+        torch.manual_seed(99)  # the fork's own RNG state is restored
+        again = diffuse(m64, ids, am, cfg, resume=fork)
+        assert torch.equal(again.x, whole.x) and torch.equal(again.commit_step, whole.commit_step)
+        assert (again.nfe, again.tokens_forwarded) == (whole.nfe, whole.tokens_forwarded)
+    assert torch.equal(fork.x, before[0]) and torch.equal(fork.commit_step, before[1])
+    assert torch.equal(fork.plan, before[2])
+
+
+def test_cached_forward_counts_tokens_and_keeps_the_full_logits_unedited(m64):
+    ids, am = canvas(m64, PROMPTS)
+    B, P = ids.shape
+    x = torch.cat([ids, torch.full((B, 8), m64.mask_id)], 1)
+    am = torch.cat([am, torch.ones(B, 8, dtype=am.dtype)], 1)
+    prompt_index = torch.cat([ids != m64.mask_id, torch.zeros(B, 8, dtype=torch.bool)], 1)
+    L = x.shape[1]
+    exact = CachedForward(m64, cfg_of(), am, prompt_index)
+    assert exact(x, P, P + 4)[1] == B * L
+    guided = CachedForward(m64, cfg_of(cfg_scale=1.0), am, prompt_index)
+    assert guided(x, P, P + 4)[1] == 2 * B * L  # the unconditional copy is forwarded too
+    fwd = CachedForward(m64, cfg_of(cache="prefix"), am, prompt_index)
+    full, n = fwd(x, P, P + 4)
+    assert n == B * L and torch.equal(full, exact(x, P, P + 4)[0])
+    kept = full.clone()
+    processors.NeverProposeMask(m64.mask_id)(full)  # an edit on the step's logits...
+    part, n = fwd(x, P, P + 4)
+    assert n == B * (L - P)
+    assert torch.equal(part[:, :P], kept[:, :P])  # ...never reaches the rows a later step did not run
+    assert torch.allclose(part[:, P:], full[:, P:], atol=1e-10, rtol=0)  # the canvas did not change
+    dual = CachedForward(m64, cfg_of(cache="dual"), am, prompt_index)
+    dual(x, P, P + 4)
+    assert dual(x, P, P + 4)[1] == B * 4
+
+
+def test_decoded_records_are_one_per_prompt_with_the_rows_hook_info(m64):
+    cfg = cfg_of(gen_length=8, steps=8, block_length=8)
+    ids, am = canvas(m64, PROMPTS[:2])
+    out = diffuse(m64, ids, am, cfg)
+    out.info["probe"] = {"b": {"seen": True}}
+    prompt_ids = [m64.tokenizer(p, add_special_tokens=False)["input_ids"] for p in PROMPTS[:2]]
+    recs = decoded_records(m64, PROMPTS[:2], prompt_ids, out, cfg, ["a", "b"], 0.123456)
+    assert [r["output_ids"] for r in recs] == out.x[:, ids.shape[1]:].tolist()
+    assert [r["prompt"] for r in recs] == PROMPTS[:2] and recs[0]["prompt_ids"] == prompt_ids[0]
+    assert "hook_info" not in recs[0] and recs[1]["hook_info"] == {"probe": {"seen": True}}
+    assert recs[0]["seconds"] == 0.1235 and recs[0]["tokens_forwarded"] == out.tokens_forwarded // 2
+    assert recs[0]["sampler"] == cfg.to_dict() and recs[0]["nfe"] == 8
+    assert recs[0]["trajectory"]["commit_step"] == out.commit_step[0].tolist()
+
+
+# ----------------------------------------------------------------------------------------- checkpoints without a sidecar
+class NoSidecar:
+    sidecar = None
+
+
+def test_without_a_sidecar_block_length_and_steps_default_to_the_gen_length(m64):
+    cfg = resolve_sampler({"gen_length": 8, "steps": 8}, NoSidecar())
+    assert (cfg.gen_length, cfg.steps, cfg.block_length) == (8, 8, 8)
+    cfg = resolve_sampler({"gen_length": 128}, NoSidecar())
+    assert (cfg.steps, cfg.block_length) == (128, 128)
+    cfg = resolve_sampler({"gen_length": 16, "block_length": 4, "steps": 8}, None)  # given values win
+    assert (cfg.steps, cfg.block_length) == (8, 4)
+    assert resolve_sampler({}, NoSidecar()) == SamplerConfig()
+    # a sidecar's layout still applies (tiny-random's: 32 per block)
+    cfg = resolve_sampler({"gen_length": 64}, m64)
+    assert (cfg.block_length, cfg.steps) == (m64.sidecar["sampler"]["block_length"], m64.sidecar["sampler"]["steps"])
+
+
+def test_cli_generate_on_a_checkpoint_without_sidecar_needs_no_block_length(tmp_path, capsys):
+    """The docs' `generate --ckpt X --gen-length 8 --steps 8` (a BERT-style masked LM, no sidecar)."""
+    import shutil
+
+    from transformers import BertConfig, BertForMaskedLM
+
+    from mdlm_probe.checkpoints import resolve
+    from mdlm_probe.cli import main
+
+    src, ckpt = resolve("tiny-random"), tmp_path / "bert"
+    ckpt.mkdir()
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(src / f, ckpt / f)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=32, max_position_embeddings=64)).save_pretrained(ckpt)
+    out = tmp_path / "gen.jsonl"
+    rc = main(["generate", "--ckpt", str(ckpt), "--gen-length", "8", "--steps", "8", "--prompt", "x", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    rec = json.loads(out.read_text().splitlines()[0])
+    assert (rec["sampler"]["block_length"], rec["nfe"], len(rec["output_ids"])) == (8, 8, 8)

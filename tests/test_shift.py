@@ -285,7 +285,7 @@ def test_show_prints_a_pair(cli, capsys):
     (["--judge-url", "http://127.0.0.1:9/v1"], "--judge-model"),
     (["--limit", "0"], "--limit"),
     (["--block-length", "5"], "block-length"),
-    ([], "--out"),
+    (["--num-processes", "0"], "--num-processes"),
 ])
 def test_bad_options_exit_2_with_one_line(cli, capsys, bad, needle):
     capsys.readouterr()
@@ -314,3 +314,59 @@ def test_fixed_positions_are_their_own_summary_rows(tiny_random, bench):
     assert all(r["intervention"]["points"] == [3, 9] and r["intervention"]["fraction"] is None for r in fixed)
     (row,) = summarize(clean + fixed)
     assert row["fraction"] == "pos:3_9" and row["n"] == 2 and row["fired"] == 1.0
+
+
+# ----------------------------------------------------------------------------------------- the library's run
+def test_run_shift_owns_the_whole_run_without_the_cli(tmp_path):
+    from mdlm_probe.shift import run_shift
+
+    grid = ShiftGrid(modes=["delete"], fractions=[0.0, 0.1], ats=[0.5])
+    sampler = {"gen_length": 16, "steps": 8, "block_length": 16, "batch_size": 2}
+    lines = []
+    res = run_shift(["tiny-random"], tmp_path / "run", grid, limit=3, sampler=sampler, log=lines.append)
+    assert res.written == 6 and len(res.records) == 6  # 3 clean + 3 shifted
+    assert any("6/6 records (100%)" in ln and "ETA" in ln for ln in lines), lines  # progress with its total
+    for f in ("config.json", "shift.jsonl", "shift_summary.csv", "shift_accuracy.png", "shift_drop_heatmap.png"):
+        assert (tmp_path / "run" / f).is_file(), f
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["command"] == "shift" and cfg["limit"] == 3 and cfg["checkpoints"][0]["sampler"]["steps"] == 8
+    assert {(r["mode"], r["fraction"]) for r in res.rows} == {("delete", 0.0), ("delete", 0.1)}
+    again = run_shift(["tiny-random"], tmp_path / "run", grid, limit=3, sampler=sampler)
+    assert again.written == 0 and again.rows == res.rows  # resumed: nothing decoded again
+    with pytest.raises(BadInput, match="--clean-from"):
+        run_shift(["tiny-random"], tmp_path / "run2", grid, limit=3, sampler=sampler, clean_from=[tmp_path])
+    with pytest.raises(BadInput, match="nothing to shift"):
+        run_shift(["tiny-random"], tmp_path / "run3", ShiftGrid(modes=["delete"], fractions=[0.0]), sampler=sampler)
+    assert not (tmp_path / "run2").exists() and not (tmp_path / "run3").exists()  # checked before anything is written
+
+
+def test_shift_and_eval_share_the_chat_default_and_shift_has_a_default_out(tmp_path, cli, monkeypatch):
+    import inspect
+
+    from mdlm_probe.commands.eval import eval_command
+    from mdlm_probe.commands.shift import shift
+    from mdlm_probe.rundir import DEFAULT_CHAT
+
+    defaults = {f.__name__: inspect.signature(f).parameters["chat"].default.default for f in (eval_command, shift)}
+    assert defaults == {"eval_command": DEFAULT_CHAT, "shift": DEFAULT_CHAT}
+    monkeypatch.chdir(tmp_path)
+    assert cli("shift", "--ckpt", "tiny-random", "--limit", "2", "--fractions", "0,0.1", "--mode", "delete",
+               *SAMPLER_ARGS) == 0
+    run = tmp_path / "runs" / "shift" / "synthetic-tiny-random"
+    assert (run / "shift.jsonl").is_file() and json.loads((run / "config.json").read_text())["chat"] is DEFAULT_CHAT
+
+
+def test_a_larger_limit_extends_a_shift_run_reusing_its_records(tmp_path):
+    from mdlm_probe.shift import run_shift
+
+    grid = ShiftGrid(modes=["delete"], fractions=[0.0, 0.1], ats=[0.5])
+    sampler = {"gen_length": 16, "steps": 8, "block_length": 16, "batch_size": 2}
+    small = run_shift(["tiny-random"], tmp_path / "run", grid, limit=2, sampler=sampler)
+    big = run_shift(["tiny-random"], tmp_path / "run", grid, limit=4, sampler=sampler)
+    assert big.written == 4 and len(big.records) == 8  # only the 2 new problems decoded (clean + shifted)
+    assert big.records[:4] == small.records  # the first records kept as they were
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["limit"] == 4
+    fresh = run_shift(["tiny-random"], tmp_path / "fresh", grid, limit=4, sampler=sampler)
+    assert sorted(map(strip, big.records), key=str) == sorted(map(strip, fresh.records), key=str)
+    with pytest.raises(BadInput, match="different config"):  # shrinking is not extending
+        run_shift(["tiny-random"], tmp_path / "run", grid, limit=3, sampler=sampler)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mdlm_probe import load_model
+from mdlm_probe.collapse import collapse_ids
 from mdlm_probe.objectives import ce_loss, ctc_loss, mask_canvas
 from mdlm_probe.train import TrainConfig, init_model, make_batch, train
 
@@ -38,7 +40,6 @@ def test_a_few_steps_lower_each_loss(tmp_path, objective, collapse):
     torch.manual_seed(cfg.seed)
     before = _fixed_batch_loss(init_model(cfg), cfg)
     train(cfg, tmp_path / "run", progress=False)
-    from mdlm_probe import load_model
 
     model = load_model(tmp_path / "run")  # the finished checkpoint folder
     after = _fixed_batch_loss(model, cfg)
@@ -88,8 +89,6 @@ def test_heldout_accuracy_is_written_into_the_sidecar(tmp_path):
 
 @pytest.mark.parametrize("collapse", ["surface", "ctc"])
 def test_slack_gaps_bound_the_interior_slacks_of_the_ce_canvas(collapse):
-    from mdlm_probe.collapse import collapse_ids
-
     def interior(gaps):
         cfg = TrainConfig(objective="ctc+ce", collapse=collapse, slack_gaps=gaps, **SMALL)
         model = init_model(cfg)
@@ -126,3 +125,12 @@ def test_data_without_answers_exits_2(tmp_path):
     f.write_text(json.dumps({"question": "What is 2+2?"}) + "\n")
     p = _cli("--data", str(f), "--out", str(tmp_path / "x"))
     assert p.wait(timeout=300) == 2 and "answer" in p.stderr.read()
+
+
+def test_training_progress_reaches_a_log(tmp_path):
+    """With stderr not a terminal (a log file, CI), training still says how far it got, with the total."""
+    p = _cli("--steps", "3", "--eval-n", "0", "--n-layer", "1", "--n-embd", "32", "--batch-size", "4",
+             "--out", str(tmp_path / "t"))
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err
+    assert "train: 3/3 steps (100%)" in err and "ETA" in err and "ce " in err

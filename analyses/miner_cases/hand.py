@@ -1,8 +1,8 @@
 """Handwritten GSM8K-format cases (commas, currency, decimals), labelled by hand."""
 G = "handwritten GSM8K format"
 
-def c(det, label, prompt, reference, text, raw_text=None, note=""):
-    d = {"source": G, "prompt": prompt, "reference": reference, "text": text, "label": {det: label}, "note": note}
+def c(det, label, prompt, reference, text, raw_text=None, note="", source=G):
+    d = {"source": source, "prompt": prompt, "reference": reference, "text": text, "label": {det: label}, "note": note}
     if raw_text is not None:
         d["raw_text"] = raw_text
     return d
@@ -161,4 +161,78 @@ CASES += [
     c("eos-truncation", True, FARM_P, FARM_R, "Each day the cows give 135*20=2700 liters.\nIn a week that is", raw_text="Each day the cows give 135*20=2700 liters.\nIn a week that is" + E * 12),
     c("eos-truncation", True, FRUIT_P, FRUIT_R, "The apples cost 3*1.25=$3.75.\nIn total she spends 3.75+2.40=$6.15", raw_text="The apples cost 3*1.25=$3.75.\nIn total she spends 3.75+2.40=$6.15" + T + "\nThe answer is 6.15" + T, note="answer after EOS"),
     c("eos-truncation", False, FARM_P, FARM_R, "Each day the cows give 2700 liters, so 18,900 liters a week.", raw_text="Each day the cows give 2700 liters, so 18,900 liters a week." + E),
+]
+
+# ---- trailing-zero on few-shot GSM8K prompts (lm-eval's format: "Question: ...\nAnswer: ..." exemplars, then
+# the question). The exemplars are written for these cases; their numbers (24, 5, 90, 120, 30, 45, 180, 4, 6,
+# 12, 50, 72, 122) must not hide a drop, and a final answer that lost zeros counts whatever its length.
+FS = "handwritten GSM8K few-shot prompt"
+SHOTS = ("Question: A baker makes 24 muffins an hour for 5 hours and sells 90 of them. How many muffins are left?\n"
+         "Answer: He makes 24*5=<<24*5=120>>120 muffins.\nAfter selling, 120-90=<<120-90=30>>30 are left.\n#### 30\n\n"
+         "Question: A school bus holds 45 students. How many buses are needed for 180 students?\n"
+         "Answer: They need 180/45=<<180/45=4>>4 buses.\n#### 4\n\n"
+         "Question: Paul buys 6 shirts at $12 each and a jacket for $50. How much does he spend?\n"
+         "Answer: The shirts cost 6*12=$<<6*12=72>>72.\nIn total he spends 72+50=$<<72+50=122>>122.\n#### 122\n\n")
+
+
+def fewshot(q, fmt="plain"):
+    """The prompt as the record stores it: plain, under LLaDA's or Qwen's (Dream's) chat template, or cut from the left."""
+    body = SHOTS + f"Question: {q}\nAnswer:"
+    if fmt == "llada":
+        return f"<|startoftext|><|start_header_id|>user<|end_header_id|>\n\n{body}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    if fmt == "qwen":
+        return (f"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{body}<|im_end|>\n"
+                "<|im_start|>assistant\n")
+    if fmt == "cut":
+        return body[body.index("6*12"):]
+    return body
+
+
+SEATS_Q = "A theater has 25 rows of 36 seats. How many seats are there?"
+SEATS_R = "There are 25*36=<<25*36=900>>900 seats.\n#### 900"
+CANS_Q = "Each of 4 classes collects 125 cans. How many cans do they collect in total?"
+CANS_R = "They collect 4*125=<<4*125=500>>500 cans.\n#### 500"
+MARBLE_Q = "Liam has 80 marbles and gives away 3/4 of them. How many marbles does he keep?"
+MARBLE_R = "He gives away 80*3/4=<<80*3/4=60>>60 marbles.\nHe keeps 80-60=<<80-60=20>>20 marbles.\n#### 20"
+PRINT_Q = "A printer prints 40 pages a minute for 30 minutes, then 300 more pages. How many pages does it print?"
+PRINT_R = "In 30 minutes it prints 40*30=<<40*30=1200>>1200 pages.\nIn all it prints 1200+300=<<1200+300=1500>>1500 pages.\n#### 1500"
+BOX_Q = "Sam has 30 boxes with 10 books in each. How many books does he have?"
+BOX_R = "He has 30*10=<<30*10=300>>300 books.\n#### 300"
+CRATE_Q = "Each of 5 crates holds 40 apples. How many apples are there?"
+CRATE_R = "There are 5*40=<<5*40=200>>200 apples.\n#### 200"
+TRIP_Q = "A trip is 410 km. Ella drives 205 km each day. How many days does the trip take?"
+TRIP_R = "It takes 410/205=<<410/205=2>>2 days.\n#### 2"
+FENCE_Q = "A fence has 8 sections of 125 boards. How many boards are there?"
+FENCE_R = "There are 8*125=<<8*125=1000>>1000 boards.\n#### 1000"
+GARDEN_Q = "A garden has 9 rows of 12 plants and 12 more plants by the gate. How many plants are there?"
+GARDEN_R = "The rows hold 9*12=<<9*12=108>>108 plants.\nWith the gate plants there are 108+12=<<108+12=120>>120.\n#### 120"
+
+
+def fs(label, q, r, text, fmt="plain", note=""):
+    return c("trailing-zero", label, fewshot(q, fmt), r, text, note=note, source=f"{FS} ({fmt})")
+
+
+CASES += [
+    fs(True, SEATS_Q, SEATS_R, "There are 25*36=90 seats.\n#### 90", note="900 -> 90; 90 is an exemplar number"),
+    fs(True, CANS_Q, CANS_R, "They collect 4*125=5 cans.\n#### 5", note="500 -> 5: a one-digit final answer"),
+    fs(True, MARBLE_Q, MARBLE_R, "He gives away 80*3/4=60 marbles.\nHe keeps 80-60=2 marbles.\n#### 2", "llada", note="20 -> 2"),
+    fs(True, PRINT_Q, PRINT_R, "In 30 minutes it prints 40*30=120 pages.\nIn all it prints 120+300=420 pages.\n#### 420",
+       note="1200 -> 120 in the body; 120 is an exemplar number"),
+    fs(True, FENCE_Q, FENCE_R, "There are 8*125=100 boards.\n#### 100", "qwen", note="1000 -> 100"),
+    fs(True, SEATS_Q, SEATS_R, "25 rows of 36 seats make 25*36=9 hundred... The answer is 9", "qwen", note="900 -> 9 after 'The answer is'"),
+    fs(True, CRATE_Q, CRATE_R, "There are 5*40=20 apples.\n#### 20", "cut", note="200 -> 20, prompt cut from the left"),
+    fs(True, GARDEN_Q, GARDEN_R, "The rows hold 9*12=108 plants.\nWith the gate plants there are 108+12=12.\n#### 12", "llada",
+       note="120 -> 12: the question uses 12, but the final answer lost a zero"),
+    fs(True, CANS_Q, CANS_R, "They collect 4*125=50 cans.\n#### 50", "cut", note="500 -> 50; 50 is an exemplar number"),
+    fs(True, FENCE_Q, FENCE_R, "There are 8*125=1000 boards... no, 8*125=10.\n# 10", note="1000 -> 10 after a merged '#'"),
+    fs(False, SEATS_Q, SEATS_R, "There are 25*36=900 seats.\n#### 900", note="correct"),
+    fs(False, BOX_Q, BOX_R, "He packs 30 boxes of 10 books: 30*10=300 books.\n#### 300", "llada", note="30 is in the question"),
+    fs(False, CRATE_Q, CRATE_R, "5 crates of 40 apples is 5*40=200 apples, 2 hundred in all.\n#### 200",
+       note="a lone 2 in the body does not count"),
+    fs(False, SEATS_Q, SEATS_R, "There are 25*36=900 seats.\n#### 900\n\nQuestion: A box has 9 pens. How many pens?\nAnswer: #### 9",
+       note="the final answer is 900; the 9 is in a made-up next question"),
+    fs(False, GARDEN_Q, GARDEN_R, "The rows hold 9*12=108 plants, and 108+12=1200.\n#### 1200", "qwen", note="a zero added, not lost"),
+    fs(False, TRIP_Q, TRIP_R, "It takes 410/205=2 days.\n#### 2", note="2 is the answer itself"),
+    fs(False, PRINT_Q, PRINT_R, "In 30 minutes it prints 40*30=1200 pages, and 1200+300=1500 pages.\n#### 1500", "cut"),
+    fs(False, MARBLE_Q, MARBLE_R, "He gives away 80*3/4=60 marbles and keeps 80-60=24.\n#### 24", "qwen", note="wrong, no zero lost"),
 ]

@@ -1,4 +1,11 @@
-"""Decode held-out synthetic problems with the partly trained tiny-ce (plain, and with shift-like edits)."""
+"""Decode held-out synthetic problems with a checkpoint (plain, and with shift-like edits) for miner cases.
+
+    python analyses/miner_cases/harvest.py CKPT N OUT.jsonl [VARIANTS]
+
+VARIANTS: comma-separated of plain, ctc (collapse maps), insert, delete (a mask inserted / a position
+deleted once half the canvas is committed); default all four. build.py's real rows came from this on
+partly trained tiny-ce checkpoints (mkckpt.py), and `insert,delete` on step 1600 for the `sh:` rows.
+"""
 import json, sys
 import torch
 from mdlm_probe.adapters import load_model
@@ -7,6 +14,7 @@ from mdlm_probe.evaluate import build_records
 from mdlm_probe.sampler import SamplerConfig
 
 ckpt, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+variants = sys.argv[4].split(",") if len(sys.argv) > 4 else ["plain", "ctc", "insert", "delete"]
 model = load_model(ckpt)
 name = model.sidecar["name"]
 bench = get_benchmark("synthetic")
@@ -36,6 +44,8 @@ with open(out, "w") as fh:
     for tag, hooks, collapse in [("plain", (), "surface"), ("ctc", (), "ctc"),
                                   ("insert", (shift_hook("insert"),), "surface"),
                                   ("delete", (shift_hook("delete"),), "surface")]:
+        if tag not in variants:
+            continue
         c = SamplerConfig(**{**cfg.to_dict(), "collapse": collapse})
         recs = build_records(model, bench, samples, c, ckpt_name=name, hooks=hooks,
                              id_suffix="" if tag in ("plain", "ctc") else f"@{tag}")

@@ -1,11 +1,14 @@
-"""Copy the partly trained tiny-ce weights (runs/train/tiny-ce/last.pt) into a loadable checkpoint folder."""
+"""Copy a training state's weights (default runs/train/tiny-ce/last.pt) into a loadable checkpoint folder.
+
+    python analyses/miner_cases/mkckpt.py OUT_DIR [STATE.pt]
+"""
 import json, shutil, sys
 from pathlib import Path
 import torch
 from mdlm_probe.tiny_model import TinyConfig, build_tiny_model
 from mdlm_probe.tokenizer import build_char_tokenizer
 out = Path(sys.argv[1])
-state = torch.load("runs/train/tiny-ce/last.pt", map_location="cpu", weights_only=False)
+state = torch.load(sys.argv[2] if len(sys.argv) > 2 else "runs/train/tiny-ce/last.pt", map_location="cpu", weights_only=False)
 sd = state["model"]
 print("step", state["step"], {k: tuple(v.shape) for k, v in list(sd.items())[:6]})
 mlp = [v.shape for k, v in sd.items() if "up_proj" in k][0]

@@ -8,6 +8,7 @@ call differs). `load_model` picks the adapter from the checkpoint (sidecar, then
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,11 +22,54 @@ ADAPTERS: dict[str, type["MaskedDiffusionModel"]] = {}
 
 
 def register(name: str) -> Callable[[type], type]:
+    """Class decorator: make an adapter known as `name`; a name already taken is refused."""
     def deco(cls: type) -> type:
+        if ADAPTERS.get(name, cls) is not cls:
+            raise ValueError(f"adapter {name!r} is already registered (by {ADAPTERS[name].__qualname__})")
         cls.adapter_name = name
         ADAPTERS[name] = cls
         return cls
     return deco
+
+
+def _register_builtin() -> None:
+    """Register the built-in adapters (imported here, not at the top: local.py and remote.py import this package)."""
+    from . import local  # noqa: F401
+    try:
+        from . import remote  # noqa: F401
+    except ImportError:
+        pass
+
+
+def adapter_names() -> list[str]:
+    """Every adapter name, the built-in adapters registered first."""
+    _register_builtin()
+    return sorted(ADAPTERS)
+
+
+@dataclass
+class CheckpointInfo:
+    """A checkpoint as the sampler settings see it before its weights load: what `resolve_sampler` reads."""
+
+    path: Path | str
+    sidecar: dict | None
+    adapter: str
+    extra: dict[str, Any] = field(default_factory=dict)  # {"sampler_defaults": the family's}, as a loaded model has
+
+
+def describe_checkpoint(ckpt: str | Path, adapter: str | None = None) -> CheckpointInfo:
+    """Path, sidecar, adapter and the family's sampler defaults, from the sidecar and config.json only
+    (cheap: commands check settings with it before loading data or weights)."""
+    _register_builtin()
+    path = resolve(ckpt)
+    sidecar = read_sidecar(path)
+    name = adapter or detect_adapter(path, sidecar)
+    if name not in ADAPTERS:
+        raise BadInput(f"unknown adapter {name!r}; expected one of {', '.join(sorted(ADAPTERS))}")
+    cls = ADAPTERS[name]
+    uses_config = cls.sampler_defaults.__func__ is not MaskedDiffusionModel.sampler_defaults.__func__
+    defaults = cls.sampler_defaults(_read_config(path)) if uses_config else {}
+    return CheckpointInfo(path=path, sidecar=sidecar, adapter=name, extra={"sampler_defaults": defaults})
 
 
 @dataclass(eq=False)
@@ -44,6 +88,7 @@ class MaskedDiffusionModel:
     sidecar: dict[str, Any] | None = None
     max_length: int = 4096
     extra: dict[str, Any] = field(default_factory=dict)
+    _drop_ids: list[int] | None = field(default=None, repr=False)  # special_drop_ids, computed once
     adapter_name = "base"
 
     # ---- the interface ------------------------------------------------------------------------
@@ -89,8 +134,17 @@ class MaskedDiffusionModel:
         return [i for i in (self.eos_id, self.eot_id) if i is not None]
 
     def special_drop_ids(self) -> list[int]:
-        """Ids removed from text after collapse: padding and any mask left over."""
-        return [i for i in (self.pad_id, self.mask_id) if i is not None]
+        """Ids removed from the scored text after collapse: padding, any mask left over and every other id the
+        tokenizer marks special ([CLS], [UNK], <s>, chat markup); `raw_text` keeps them. `<slack>` is left to
+        the collapse map."""
+        if self._drop_ids is None:
+            tok = self.tokenizer
+            special = set(getattr(tok, "all_special_ids", None) or [])
+            special |= {i for i, t in (getattr(tok, "added_tokens_decoder", None) or {}).items()
+                        if getattr(t, "special", False)}
+            special |= {i for i in (self.pad_id, self.mask_id) if i is not None}
+            self._drop_ids = sorted(int(i) for i in special if i != self.slack_id)
+        return self._drop_ids
 
     def to(self, device=None, dtype=None) -> "MaskedDiffusionModel":
         self.module.to(device=device, dtype=dtype)
@@ -105,6 +159,11 @@ class MaskedDiffusionModel:
     def detect(cls, config: dict, sidecar: dict | None) -> bool:
         """Whether this adapter recognises the checkpoint (used when --adapter is not given)."""
         return False
+
+    @classmethod
+    def sampler_defaults(cls, config: dict) -> dict[str, Any]:
+        """The family's own sampler settings, below the sidecar's and above the global defaults (Dream's plan)."""
+        return {}
 
 
 def _read_config(path: Path | str) -> dict:
@@ -143,27 +202,51 @@ def _quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
+INIT_SEED = 0  # seeds the initialisation of weights a checkpoint lacks (--allow-missing-weights)
+
+
+def check_missing_weights(path, adapter: str, missing: list[str], allow: bool) -> dict[str, Any]:
+    """Refuse a checkpoint that lacks weights the adapter needs (they would be random), unless allowed.
+
+    `missing` are the loading report's missing (and re-initialised) keys. Returns what a run records:
+    {"missing_weights": [...], "init_seed": INIT_SEED} when some are missing and allowed, else {}."""
+    if not missing:
+        return {}
+    if not allow:
+        shown = ", ".join(missing[:4]) + (f", ... ({len(missing)} in all)" if len(missing) > 4 else "")
+        raise BadInput(f"checkpoint {path} lacks weights adapter {adapter!r} needs: {shown}; they would be random "
+                       f"(pass --allow-missing-weights to decode with a seeded initialisation)")
+    return {"missing_weights": list(missing), "init_seed": INIT_SEED}
+
+
+@contextmanager
+def seeded_init(device: str | None):
+    """Around `from_pretrained`: weights missing from the checkpoint are initialised from INIT_SEED, so two
+    runs agree, and the caller's random state is left as it was."""
+    devices = []
+    if device and str(device).startswith("cuda") and torch.cuda.is_available():
+        devices = [torch.device(device).index or 0]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(INIT_SEED)
+        yield
+
+
 def load_model(ckpt: str | Path, adapter: str | None = None, device: str | None = None,
-               dtype: str | torch.dtype | None = None) -> MaskedDiffusionModel:
-    """Load any supported checkpoint by shipped name, folder or Hub name."""
+               dtype: str | torch.dtype | None = None, allow_missing_weights: bool = False) -> MaskedDiffusionModel:
+    """Load any supported checkpoint by shipped name, folder or Hub name.
+
+    A checkpoint that lacks weights the adapter needs is BadInput unless `allow_missing_weights`; then the
+    missing weights are initialised from a fixed seed and listed in `model.extra["missing_weights"]`."""
     _quiet_transformers()
-    from . import local  # noqa: F401  (registers the built-in adapters)
-    try:
-        from . import remote  # noqa: F401
-    except ImportError:
-        pass
-    path = resolve(ckpt)
-    sidecar = read_sidecar(path)
-    name = adapter or detect_adapter(path, sidecar)
-    if name not in ADAPTERS:
-        raise BadInput(f"unknown adapter {name!r}; expected one of {', '.join(sorted(ADAPTERS))}")
+    info = describe_checkpoint(ckpt, adapter)
+    path, sidecar, name = info.path, info.sidecar, info.adapter
     if isinstance(dtype, str):
         dtype = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
                  "float16": torch.float16, "fp16": torch.float16, "float64": torch.float64}.get(dtype) or dtype
         if isinstance(dtype, str):
             raise BadInput(f"unknown dtype {dtype!r}")
     try:
-        m = ADAPTERS[name].load(path, sidecar, device=device, dtype=dtype)
+        m = ADAPTERS[name].load(path, sidecar, device=device, dtype=dtype, allow_missing_weights=allow_missing_weights)
     except BadInput:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as e:
@@ -171,6 +254,7 @@ def load_model(ckpt: str | Path, adapter: str | None = None, device: str | None 
         raise BadInput(f"cannot load checkpoint {ckpt} with adapter {name!r}: {first}") from None
     m.name = (sidecar or {}).get("name") or (path.name if isinstance(path, Path) else str(path))
     m.path, m.sidecar = path, sidecar
+    m.extra.update(info.extra)  # the family's sampler defaults, as resolve_sampler reads them before loading
     if m.mask_id is None:
         raise BadInput(f"checkpoint {ckpt} has no mask token; a masked diffusion LM needs one")
     if not 0 <= m.mask_id < m.vocab_size:

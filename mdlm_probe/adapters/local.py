@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ..errors import BadInput
-from . import MaskedDiffusionModel, register
+from . import MaskedDiffusionModel, check_missing_weights, register, seeded_init
 
 
 @register("local")
@@ -17,18 +17,24 @@ class LocalModel(MaskedDiffusionModel):
         return sidecar is not None
 
     @classmethod
-    def load(cls, path: Path | str, sidecar: dict | None, device=None, dtype=None, **kw) -> "LocalModel":
+    def load(cls, path: Path | str, sidecar: dict | None, device=None, dtype=None, allow_missing_weights=False,
+             **kw) -> "LocalModel":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if sidecar is None:
             raise BadInput(f"{path} has no mdlm_probe.json sidecar; the 'local' adapter needs one")
         tok = AutoTokenizer.from_pretrained(path)
-        module = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+        with seeded_init(None):
+            module, info = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32,
+                                                                output_loading_info=True)
+        recorded = check_missing_weights(path, "local", sorted(info.get("missing_keys") or []), allow_missing_weights)
         if device:
             module.to(device)
-        return cls(module=module, tokenizer=tok, mask_id=sidecar.get("mask_id", tok.mask_token_id),
-                   eos_id=sidecar.get("eos_id", tok.eos_token_id), slack_id=sidecar.get("slack_id"),
-                   pad_id=tok.pad_token_id, max_length=int(sidecar.get("max_length") or 512))
+        m = cls(module=module, tokenizer=tok, mask_id=sidecar.get("mask_id", tok.mask_token_id),
+                eos_id=sidecar.get("eos_id", tok.eos_token_id), slack_id=sidecar.get("slack_id"),
+                pad_id=tok.pad_token_id, max_length=int(sidecar.get("max_length") or 512))
+        m.extra.update(recorded, batch_invariant=True)  # positions count real tokens; padding is masked
+        return m
 
     def forward(self, ids, attention_mask=None):
         # Positions count real tokens only, so left padding does not move RoPE phases.

@@ -4,6 +4,10 @@ Each family is one class: `detect` recognises its config.json (model_type / arch
 `load` builds the module and tokenizer, and `forward` hides how the family is called, so that every
 sampler, hook and scorer sees logits (B, L, V) with logits[:, i] predicting token i.
 
+Loading goes through a small compatibility layer for remote code written for transformers 4 (LLaDA's and
+Dream's published files, see below), refuses a checkpoint that lacks weights the model needs (they would be
+random), and checks at load that a left-padded prompt gets the logits it gets alone (one warning line if not).
+
 Special ids come, in this order, from the sidecar (`mdlm_probe.json`, if the user wrote one), the
 config, the tokenizer, then the family's published default. A default outside the vocabulary is not
 used, so a checkpoint that names no mask token is one clear error rather than a wrong guess.
@@ -14,13 +18,18 @@ Dream-org/Dream-v0-Instruct-7B, kuleshov-group/mdlm-owt, answerdotai/ModernBERT-
 
 from __future__ import annotations
 
+import inspect
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import BadInput
-from . import ADAPTERS, MaskedDiffusionModel, _read_config, register
+from . import ADAPTERS, MaskedDiffusionModel, _read_config, check_missing_weights, register, seeded_init
+
+log = logging.getLogger(__name__)
 
 HUB_NAMES = {
     "llada": "GSAI-ML/LLaDA-8B-Instruct",
@@ -74,11 +83,109 @@ def _pick(vocab: int, *candidates: Any) -> int | None:
     return None
 
 
+# ------------------------------------------------------------------------- remote code written for transformers 4
+# LLaDA's published modeling_llada.py (and other remote code of its time) was written for transformers 4. Under
+# transformers 5 it breaks in three known ways; each fix below applies only when its trait is there, so a file
+# that already does the modern thing, or transformers 4 itself, sees no change. Nothing is written to the
+# checkpoint folder: the fixes live in a subclass made in memory at load.
+#  1. The model class never calls `post_init()`; transformers 5 reads `all_tied_weights_keys`, which only
+#     `post_init()` sets -> call it at the end of `__init__` when that attribute is missing.
+#  2. `tie_weights(self)` takes no arguments; transformers 5 calls `tie_weights(missing_keys=...,
+#     recompute_mapping=...)` -> accept and drop them, and run the file's own tying (LLaDA: the output layer
+#     is the input embedding when `weight_tying` is set).
+#  3. The config takes `use_cache` as an argument, transformers 5 drops it, and `forward` reads
+#     `self.config.use_cache` -> put back the value config.json has (False when it has none: masked diffusion
+#     models have no KV cache for their full-canvas forward).
+# Dream's file (copied from transformers 4's Qwen2) has two more:
+#  4. Its rotary embedding looks up `ROPE_INIT_FUNCTIONS["default"]`, which transformers 5 removed -> the
+#     standard frequencies are offered under that name while the model is built.
+#  5. transformers 5 builds the model on the meta device and leaves non-persistent buffers (the rotary
+#     `inv_freq`) as uninitialised memory unless the model's `_init_weights` refills them, which a
+#     transformers 4 file does not: positions would be silently wrong -> after loading, every parameter-free
+#     module that owns non-persistent buffers and has `reset_parameters()` recomputes them.
+def _compat_class(cls: type) -> type:
+    """`cls` (a remote-code PreTrainedModel) with fixes 1 and 2 above where it needs them."""
+    from transformers import PreTrainedModel
+
+    body: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
+    if hasattr(PreTrainedModel, "get_expanded_tied_weights_keys"):  # a transformers that needs post_init's keys
+        def __init__(self, config, *args, **kwargs):
+            cls.__init__(self, config, *args, **kwargs)
+            if not hasattr(self, "all_tied_weights_keys"):
+                self.post_init()
+
+        body["__init__"] = __init__
+    params = inspect.signature(cls.tie_weights).parameters
+    takes_new_args = "recompute_mapping" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    if not takes_new_args:
+        def tie_weights(self, missing_keys=None, recompute_mapping=True, **kwargs):
+            return cls.tie_weights(self)
+
+        body["tie_weights"] = tie_weights
+    return type(cls.__name__, (cls,), body)
+
+
+def _default_rope(config, device=None, **kwargs) -> tuple[torch.Tensor, float]:
+    """Fix 4: transformers 4's "default" rotary frequencies, 1 / theta^(2i / d), and attention factor 1."""
+    dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    dim = int(dim * getattr(config, "partial_rotary_factor", 1.0))
+    theta = getattr(config, "rope_theta", None) or (getattr(config, "rope_parameters", None) or {}).get("rope_theta")
+    inv_freq = 1.0 / (float(theta or 10000.0) ** (torch.arange(0, dim, 2, dtype=torch.int64).float().to(device) / dim))
+    return inv_freq, 1.0
+
+
+@contextmanager
+def _legacy_rope():
+    """Fix 4, only while a model is built: "default" in ROPE_INIT_FUNCTIONS where this transformers lacks it."""
+    try:
+        from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    except ImportError:  # a transformers without the registry: nothing to look up
+        yield
+        return
+    added = "default" not in ROPE_INIT_FUNCTIONS
+    if added:
+        ROPE_INIT_FUNCTIONS["default"] = _default_rope
+    try:
+        yield
+    finally:
+        if added:
+            ROPE_INIT_FUNCTIONS.pop("default", None)
+
+
+def _refill_buffers(module: torch.nn.Module) -> None:
+    """Fix 5: recompute non-persistent buffers of parameter-free modules that know how (`reset_parameters`)."""
+    for sub in module.modules():
+        own = getattr(sub, "_non_persistent_buffers_set", ())
+        resettable = callable(getattr(sub, "reset_parameters", None))
+        if own and resettable and not any(True for _ in sub.parameters(recurse=False)):
+            with torch.no_grad():
+                sub.reset_parameters()
+
+
+def _restore_use_cache(module: torch.nn.Module, config: dict) -> None:
+    """Fix 3 above: the config.json value of `use_cache`, where the loaded config lost it."""
+    cfg = getattr(module, "config", None)
+    if cfg is not None and not hasattr(cfg, "use_cache"):
+        cfg.use_cache = bool(config.get("use_cache", False))
+
+
+def _really_missing(module: torch.nn.Module, missing: list[str]) -> list[str]:
+    """Missing keys less those the model's own `tie_weights()` filled (shared with a loaded parameter)."""
+    if not missing:
+        return []
+    params = dict(module.named_parameters(remove_duplicate=False))
+    loaded = {id(p) for k, p in params.items() if k not in missing}
+    return sorted(k for k in missing if k not in params or id(params[k]) not in loaded)
+
+
 class RemoteModel(MaskedDiffusionModel):
     """Shared loading for Hugging Face checkpoints; subclasses set the family's markers and call."""
 
     markers: tuple[str, ...] = ()  # substrings of model_type / architectures / auto_map that mean "this family"
     auto_class = "AutoModel"
+    # Why a left-padded batch cannot give each prompt its output alone (None: the forward masks padding; the
+    # load-time probe checks that it really does).
+    padding_attended: str | None = None
 
     # ---- detection ----------------------------------------------------------------------------
     @classmethod
@@ -100,13 +207,15 @@ class RemoteModel(MaskedDiffusionModel):
 
     # ---- loading ------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: Path | str, sidecar: dict | None, device=None, dtype=None, **kw) -> "RemoteModel":
+    def load(cls, path: Path | str, sidecar: dict | None, device=None, dtype=None, allow_missing_weights=False,
+             **kw) -> "RemoteModel":
         config = _read_config(path)
         cls._check_family(path, config, sidecar)
-        module = cls._load_module(path, device, dtype)
+        module, missing = cls._load_module(path, config, device, dtype)
         tok = cls._load_tokenizer(path)
         m = cls(module=module, tokenizer=tok, mask_id=None, eos_id=None)
-        m.extra["vocab_size"] = m._probe(path)
+        m.extra["vocab_size"] = m._probe(path)  # first: a module of the wrong family also "lacks" weights
+        m.extra.update(check_missing_weights(path, cls.adapter_name, missing, allow_missing_weights))
         side = sidecar or {}
         ids = cls.resolve_ids(config, tok, m.extra["vocab_size"], str(path))
         # A sidecar's ids are the user's word (load_model range-checks the mask); the rest are candidates.
@@ -119,21 +228,39 @@ class RemoteModel(MaskedDiffusionModel):
             m.eot_id = None
         m.max_length = int(side.get("max_length") or cls.max_length_of(config, tok))
         m.finish_tokenizer()
+        m.extra["batch_invariant"] = m._check_padding(path)
         return m
 
     @classmethod
-    def _load_module(cls, path, device, dtype) -> torch.nn.Module:
+    def _load_module(cls, path, config: dict, device, dtype) -> tuple[torch.nn.Module, list[str]]:
+        """The module, through the compatibility layer when it is remote code, and the weights it lacks."""
         import transformers
 
-        kwargs: dict[str, Any] = {"trust_remote_code": True, "dtype": dtype or "auto"}
+        kwargs: dict[str, Any] = {"trust_remote_code": True, "dtype": dtype or "auto", "output_loading_info": True}
         if device:
             kwargs["device_map"] = device  # straight onto the device: an 8B model need not pass through CPU RAM
         try:
-            return getattr(transformers, cls.auto_class).from_pretrained(path, **kwargs)
+            loader = getattr(transformers, cls.auto_class)
+            ref = (config.get("auto_map") or {}).get(cls.auto_class)
+            if ref:  # remote code: resolve its class as the Auto class would, then load through the fixes
+                from transformers import AutoConfig
+                from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+                kwargs["config"] = AutoConfig.from_pretrained(path, trust_remote_code=True)
+                ref = ref[0] if isinstance(ref, (list, tuple)) else ref
+                loader = _compat_class(get_class_from_dynamic_module(ref, str(path)))
+            with seeded_init(device), _legacy_rope():
+                module, info = loader.from_pretrained(path, **kwargs)
+                if ref:
+                    _refill_buffers(module)
         except BadInput:
             raise
         except Exception as e:  # noqa: BLE001 - any load failure (missing file, wrong class, missing dep) is input
             raise BadInput(f"cannot load {path} with adapter {cls.adapter_name!r}: {_first_line(e)}") from None
+        _restore_use_cache(module, config)
+        missing = sorted(set(info.get("missing_keys") or []) | {k[0] if isinstance(k, tuple) else k
+                                                                  for k in info.get("mismatched_keys") or []})
+        return module, _really_missing(module, missing)
 
     @classmethod
     def _load_tokenizer(cls, path):
@@ -158,6 +285,32 @@ class RemoteModel(MaskedDiffusionModel):
         except Exception as e:  # noqa: BLE001 - the module does not take this family's call
             raise BadInput(f"adapter {self.adapter_name!r} does not fit {path}: {_first_line(e)}") from None
         return int(out.shape[-1])
+
+    def _check_padding(self, path) -> bool:
+        """Whether a prompt left-padded inside a batch gets the logits it gets alone (one line at load if not).
+
+        Checked with two small forwards: 3 tokens alone and behind 2 pads (mask 0 there), on the logits of the
+        2nd and 3rd token: the 1st is a prompt token, never predicted (Dream's shift gives it a pad's logits)."""
+        reason = self.padding_attended
+        if reason is None:
+            V, dev = self.vocab_size, self.device
+            toks = [t % V for t in (self.eos_id or 0, 7, self.mask_id or 0)]
+            pad = (self.pad_id if self.pad_id is not None else toks[0]) % V
+            alone = torch.tensor([toks], device=dev)  # (1, 3)
+            padded = torch.tensor([[pad, pad] + toks], device=dev)  # (1, 5)
+            am = torch.tensor([[0, 0, 1, 1, 1]], device=dev)
+            with torch.no_grad():
+                a = self.forward(alone)[:, 1:].float()  # (1, 2, V)
+                b = self.forward(padded, attention_mask=am)[:, 3:].float()
+            finite = torch.isfinite(a)  # the -inf mask logit is left out
+            diff = float((a[finite] - b[finite]).abs().max())
+            rel = 1e-3 if self.dtype in (torch.float32, torch.float64) else 5e-2  # half precision rounds more
+            if diff <= rel * max(1.0, float(a[finite].abs().max())):
+                return True
+            reason = f"its forward changes when padding is added (max logit difference {diff:.3g})"
+        log.warning(f"mdlm-probe: warning: adapter {self.adapter_name!r} on {path}: {reason}, so a prompt's output "
+                    f"depends on the other prompts in its batch; use --batch-size 1 for batch-independent results")
+        return False
 
     # ---- per-family facts ---------------------------------------------------------------------
     @classmethod
@@ -186,7 +339,9 @@ class LLaDAModel(RemoteModel):
     """LLaDA-8B (Base/Instruct), LLaDA-1.5, LLaDA-MoE: `AutoModel`, `model(x, attention_mask=...).logits`.
 
     The 2-D attention mask goes in as is and positions are not renumbered: that is what LLaDA's own
-    `generate()` does with left padding.
+    `generate()` does with left padding, and with rotary positions a shift of every real token changes
+    nothing. LLaDA's first published modeling file ignores the mask (padding is attended); the load-time
+    padding check says so for such a checkpoint. Loads through the transformers-4 compatibility layer above.
     """
 
     markers = ("llada",)
@@ -221,6 +376,33 @@ class DreamModel(RemoteModel):
 
     markers = ("dream",)
     MASK, PAD = 151666, 151643
+    # What Dream's `diffusion_generate` uses when the caller does not say: `DreamGenerationConfig.
+    # from_model_config(model.config)`, i.e. config.json (not generation_config.json) over the defaults of
+    # transformers 4.46's PretrainedConfig, which Dream documents: top_k 50 and top_p 1.0 (no filter), eps 1e-3.
+    GENERATION_DEFAULTS = {"top_k": 50, "top_p": 1.0, "eps": 1e-3}
+    ALGS = ("maskgit_plus", "topk_margin", "entropy", "origin")
+
+    @classmethod
+    def sampler_defaults(cls, config: dict) -> dict[str, Any]:
+        """Dream's plan and its generation settings from config.json, as mdlm-probe sampler settings.
+
+        A setting config.json gives (even null: Dream then has no filter) is taken as Dream would take it;
+        otherwise the transformers 4.46 default. Dream's own fallbacks for temperature (1.0 from
+        PretrainedConfig) and alg ('origin') are not taken unless config.json sets them: mdlm-probe decodes
+        greedily (T = 0) by default, and Dream's examples always pass both; its confidence rule by default.
+        """
+        out: dict[str, Any] = {"schedule": "dream", "remasking": "maskgit_plus"}
+        for key, default in cls.GENERATION_DEFAULTS.items():
+            out[key] = config[key] if key in config else default
+        out["eps"] = out["eps"] or cls.GENERATION_DEFAULTS["eps"]  # eps null: DreamGenerationConfig's 1e-3
+        if out["top_k"] is None:
+            out["top_k"] = 0  # no filter
+        for key in ("temperature", "alg_temp"):
+            if config.get(key) is not None:
+                out[key] = config[key]
+        if config.get("alg") in cls.ALGS:
+            out["remasking"] = config["alg"]
+        return out
 
     @classmethod
     def resolve_ids(cls, config, tok, vocab, name):
@@ -258,6 +440,7 @@ class MDLMModel(RemoteModel):
 
     markers = ("mdlm",)
     auto_class = "AutoModelForMaskedLM"
+    padding_attended = "MDLM's backbone takes no attention mask (padding is attended)"
     MASK, EOS = 50257, 50256
 
     @classmethod
@@ -301,7 +484,9 @@ class MaskedLMModel(RemoteModel):
     """Any `AutoModelForMaskedLM` (BERT, RoBERTa, ModernBERT, ...) as a mask predictor with its own [MASK].
 
     The mask token itself is never proposed (its logit is -inf): a committed [MASK] would stay a mask.
-    EOS is the tokenizer's EOS, else its [SEP].
+    EOS is the tokenizer's EOS, else its [SEP]. With left padding, positions count real tokens only (BERT's
+    absolute positions would otherwise shift with the padding); models whose position embedding reserves a
+    padding index (RoBERTa, XLM-R) number real tokens from padding_idx + 1, as they do themselves.
     """
 
     markers = ("formaskedlm",)
@@ -321,8 +506,26 @@ class MaskedLMModel(RemoteModel):
         n = super().max_length_of(config, tok)
         return min(n, int(getattr(tok, "model_max_length", n) or n))
 
+    def _position_offset(self) -> int | None:
+        """None if the module takes no position ids, else where real tokens' positions start."""
+        if "position_offset" not in self.extra:
+            offset = None
+            if "position_ids" in inspect.signature(self.module.forward).parameters:
+                base = getattr(self.module, "base_model", self.module)
+                pe = getattr(getattr(base, "embeddings", None), "position_embeddings", None)
+                pad_idx = getattr(pe, "padding_idx", None)
+                offset = 0 if pad_idx is None else pad_idx + 1
+            self.extra["position_offset"] = offset
+        return self.extra["position_offset"]
+
     def forward(self, ids, attention_mask=None):
-        logits = self.module(input_ids=ids, attention_mask=attention_mask).logits  # (B, L, V)
+        kwargs = {}
+        offset = self._position_offset() if attention_mask is not None else None
+        if offset is not None:
+            am = attention_mask.long()
+            # real tokens 0, 1, ... (from padding_idx + 1 where reserved); padding at the first position
+            kwargs["position_ids"] = ((am.cumsum(-1) - 1).clamp(min=0) + offset) * am + max(offset - 1, 0) * (1 - am)
+        logits = self.module(input_ids=ids, attention_mask=attention_mask, **kwargs).logits  # (B, L, V)
         if self.mask_id is not None:
             logits = logits.index_fill(-1, torch.tensor([self.mask_id], device=logits.device), NEG_INF)
         return logits

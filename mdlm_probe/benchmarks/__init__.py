@@ -1,23 +1,39 @@
 """Benchmarks: an abstract interface and a registry (adding a task is one class).
 
-A benchmark loads `Sample`s (from the Hub, or a local `--data-file`), turns one into the prompt text the
-model sees, and scores a completion. Scoring returns the record fields `extracted`, `correct`,
-`verdict` and `scores` (CONVENTIONS.md).
+A benchmark loads `Sample`s (from a local `--data-file`, a data directory, or the Hub), turns one into
+the prompt text the model sees, and scores a completion. Scoring returns the record fields `extracted`,
+`correct`, `verdict` and `scores` (docs/conventions.md).
+
+Where data comes from, first found wins: `--data-file`; the benchmark's file under the data directory
+(`--data-dir DIR`, else the environment variable MDLM_PROBE_DATA; the layout of ../shared/data, e.g.
+`gsm8k/test.jsonl`); the Hugging Face Hub. When the Hub cannot be reached (or HF_HUB_OFFLINE is set) the
+loader says so in one line at once instead of sitting through the Hub client's retries.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import pkgutil
+import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from ..errors import BadInput
 
 BENCHMARKS: dict[str, type["Benchmark"]] = {}
+DATA_ENV = "MDLM_PROBE_DATA"
+TRUE = {"1", "on", "yes", "true"}
 
 
 def register(name: str):
+    """Class decorator: make a benchmark known as `name`; a name already taken is refused."""
     def deco(cls):
+        if BENCHMARKS.get(name, cls) is not cls:
+            raise ValueError(f"benchmark {name!r} is already registered (by {BENCHMARKS[name].__qualname__})")
         cls.name = name
         BENCHMARKS[name] = cls
         return cls
@@ -38,10 +54,26 @@ class Benchmark:
     default_fewshot = 0
     # What scoring needs besides the text, e.g. code execution; "math" benches share the GSM8K scorer.
     kind = "math"
+    # Files looked for under the data directory when no --data-file is given (first found wins).
+    local_files: tuple[str, ...] = ()
+    # Named variants `--subset` chooses between (empty: the benchmark has one form).
+    subsets: tuple[str, ...] = ()
 
-    def __init__(self, data_file: str | Path | None = None, **options: Any):
-        self.data_file = Path(data_file) if data_file else None
+    def __init__(self, data_file: str | Path | None = None, data_dir: str | Path | None = None, **options: Any):
         self.options = options
+        self.data_file = Path(data_file) if data_file else self._find_local(data_dir)
+
+    def _find_local(self, data_dir: str | Path | None) -> Path | None:
+        folder = data_dir or os.environ.get(DATA_ENV)
+        if not folder or not self.local_files:
+            return None
+        folder = Path(folder).expanduser()
+        for rel in self.local_files:
+            if (folder / rel).is_file():
+                return folder / rel
+        if data_dir is not None:  # asked for explicitly: say what is missing (the variable just falls through)
+            raise BadInput(f"--data-dir {folder}: no {' or '.join(self.local_files)} in it")
+        return None
 
     def load(self) -> list[Sample]:
         raise NotImplementedError
@@ -60,14 +92,66 @@ class Benchmark:
         """Where samples come from (goes into the run config)."""
         return str(self.data_file) if self.data_file else f"builtin:{self.name}"
 
+    def hub_dataset(self, *args: Any, data_file: str, **kw: Any) -> Any:
+        """`datasets.load_dataset(*args, **kw)`, or one BadInput line saying what to pass instead when the
+        Hub cannot be reached. `data_file` names the file a user would pass as --data-file."""
+        fix = f"pass --data-file {data_file}" + (
+            f", or --data-dir DIR (or {DATA_ENV}=DIR) holding {self.local_files[0]}" if self.local_files else "")
+        what = f"{self.name} data ({args[0]})"
+        if not hub_reachable():
+            go_offline()  # the Hub client then reads its local cache only, without retries
+        try:
+            from datasets import load_dataset  # heavy, and needed only for Hub data
+            return load_dataset(*args, **kw)
+        except Exception as e:  # noqa: BLE001 - offline, gated, renamed ...: all the user's to fix
+            if hub_offline():
+                raise BadInput(f"{what} is not in the local Hub cache and the Hub is offline; {fix}") from None
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise BadInput(f"cannot load {what} from the Hub: {first}; {fix}") from None
+
+
+# ----------------------------------------------------------------------------------------- offline detection
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE (or HF_DATASETS_OFFLINE) is set to a true value."""
+    return any(os.environ.get(v, "").strip().lower() in TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """False when offline mode is set, or when a TCP connection to the Hub (HF_ENDPOINT, or the HTTPS
+    proxy when one is set) fails within `timeout` seconds."""
+    if hub_offline():
+        return False
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlparse(proxy or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def go_offline() -> None:
+    """Put the Hub clients (datasets, huggingface_hub) in offline mode for the rest of this process."""
+    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+    # Both libraries read the variables once, at import; if they are loaded already, tell them directly.
+    for module, names in (("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")),
+                          ("huggingface_hub.constants", ("HF_HUB_OFFLINE",))):
+        mod = sys.modules.get(module)
+        for name in names:
+            if mod is not None and hasattr(mod, name):
+                setattr(mod, name, True)
+
+
+# ----------------------------------------------------------------------------------------- registry
+def benchmark_names() -> list[str]:
+    """Every registered benchmark, after importing each module of this package (each registers itself)."""
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")  # the modules import this package: imported here
+    return sorted(BENCHMARKS)
+
 
 def get_benchmark(name: str, **kw: Any) -> Benchmark:
-    from . import synthetic  # noqa: F401  (registers the built-in benchmarks)
-    import importlib
-    import pkgutil
-
-    for mod in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{mod.name}")
-    if name not in BENCHMARKS:
+    if name not in benchmark_names():
         raise BadInput(f"unknown benchmark {name!r}; expected one of {', '.join(sorted(BENCHMARKS))}")
     return BENCHMARKS[name](**kw)

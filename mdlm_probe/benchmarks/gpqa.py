@@ -76,17 +76,6 @@ def read_file(path: Path, subset: str) -> list[dict]:
     return _csv_rows(data, f"{path}:{want[0]}")
 
 
-def _hub_rows(subset: str) -> list[dict]:
-    try:
-        from datasets import load_dataset
-
-        ds = load_dataset(HUB, f"gpqa_{subset}", split="train")
-    except Exception as e:  # noqa: BLE001 - gated / no network: the user's to fix
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BadInput(f"cannot load {HUB} (gpqa_{subset}) from the Hub: {first}; pass --data-file dataset.zip") from None
-    return [dict(r) for r in ds]
-
-
 def shuffled_options(native_id: str, correct: str, incorrect: list[str]) -> tuple[list[str], str]:
     """Options in an order fixed by the question's id, and the correct letter."""
     options = [clean(x) for x in incorrect] + [clean(correct)]
@@ -97,8 +86,10 @@ def shuffled_options(native_id: str, correct: str, incorrect: list[str]) -> tupl
 
 @register("gpqa")
 class GPQA(Benchmark):
+    subsets = SUBSETS
     kind = "choice"
     stops = STOPS
+    local_files = ("gpqa/dataset.zip", "gpqa/gpqa_diamond.zip")
 
     @property
     def subset(self) -> str:
@@ -108,7 +99,8 @@ class GPQA(Benchmark):
         return s
 
     def load(self) -> list[Sample]:
-        rows = read_file(self.data_file, self.subset) if self.data_file else _hub_rows(self.subset)
+        rows = read_file(self.data_file, self.subset) if self.data_file else \
+            [dict(r) for r in self.hub_dataset(HUB, f"gpqa_{self.subset}", split="train", data_file="dataset.zip")]
         out, seen = [], set()
         for i, r in enumerate(rows):
             nid = (r.get("Record ID") or "").strip() or str(i)

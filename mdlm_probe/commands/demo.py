@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
+
+from .. import miners
+from ..cli import console, sampler_options
+from ..demo import DEFAULT_CKPTS, DemoConfig, check_ckpts, run_demo
+from ..errors import BadInput
+from .compare import print_compare
+from .errors import print_mined
+from .options import warnings_to_stderr
 
 
 def demo(
@@ -21,10 +28,6 @@ def demo(
     sampler: dict = None,
 ):
     """Run the whole study on the shipped checkpoints and write an HTML report (resumable)."""
-    from ..cli import console
-    from ..demo import DEFAULT_CKPTS, DemoConfig, check_ckpts, run_demo
-    from ..errors import BadInput
-
     kw = {"ckpts": list(ckpt or DEFAULT_CKPTS), "sampler": {k: v for k, v in (sampler or {}).items() if v is not None}}
     for name, v in (("n_eval", n_eval), ("n_shift", n_shift), ("n_gsm8k", n_gsm8k), ("num_processes", num_processes)):
         if v is not None:
@@ -36,8 +39,9 @@ def demo(
     check_ckpts(cfg.ckpts)
     console.print(f"[bold]mdlm-probe demo[/] into {out}: {', '.join(cfg.ckpts)}; {cfg.n_eval} held-out problems, "
                   f"shift sweep on {cfg.n_shift}", highlight=False)
-    res = run_demo(cfg, out, log=lambda s: console.print(s, highlight=False, soft_wrap=True),
-                   progress=sys.stderr.isatty())
+    with warnings_to_stderr():
+        res = run_demo(cfg, out, log=lambda s: console.print(s, highlight=False, soft_wrap=True),
+                       progress="auto", show=_show)
     console.rule("timing")
     for name, secs in res["steps"]:
         console.print(f"{secs:8.1f} s  {name}", highlight=False, soft_wrap=True)
@@ -46,7 +50,13 @@ def demo(
                   soft_wrap=True)
 
 
-def register(app: typer.Typer) -> None:
-    from ..cli import sampler_options
+def _show(what: str, result: Any) -> None:
+    """Print a step's result as its own command would (errors: one example per pattern; compare: 5 ids)."""
+    if what == "errors":
+        print_mined(result, list(miners.DETECTORS), show=1)
+    elif what == "compare":
+        print_compare(*result, show_ids=5)
 
+
+def register(app: typer.Typer) -> None:
     app.command(name="demo")(sampler_options(demo))

@@ -14,8 +14,10 @@ def lm_eval(
     """Run lm-evaluation-harness on a checkpoint: `mdlm-probe lm-eval -- --model_args pretrained=tiny-ce --tasks gsm8k`.
 
     Everything after `--` goes to lm-eval's CLI unchanged; `--model mdlm_probe` is added when no
-    --model is given. See docs/lm_eval.md for the model_args.
+    --model is given. See docs/lm_eval.md for the model_args and for tasks on local files (offline).
     """
+    # lm-eval is an optional dependency (mdlm-probe[lm-eval]) that harness.py imports at once: imported
+    # here so that the other commands run without it.
     from ..harness import run_lm_eval_cli
 
     code = run_lm_eval_cli([*(args or []), *ctx.args])

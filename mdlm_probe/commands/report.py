@@ -7,6 +7,9 @@ from typing import List, Optional
 
 import typer
 
+from ..cli import console
+from ..report import build_report
+
 
 def report(
     run_dirs: List[Path] = typer.Argument(..., help="Run directories of eval, shift or errors."),
@@ -14,12 +17,8 @@ def report(
     title: Optional[str] = typer.Option(None, "--title", help="Page title (default: the run names)."),
 ):
     """Build an HTML report (opens from disk, no server or network) from run directories."""
-    from rich.console import Console
-
-    from ..report import build_report
-
     path = build_report(run_dirs, out, title=title)
-    Console().print(f"report: {path}  (open it in a browser: file://{path.resolve()})", highlight=False, soft_wrap=True)
+    console.print(f"report: {path}  (open it in a browser: file://{path.resolve()})", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,154 @@
+"""Logit edits as small processors, applied in a list (the transformers `LogitsProcessor` pattern).
+
+A processor is validated when built and then pure: `__call__(logits (B, L, V)) -> logits (B, L, V)`
+returns edited logits and leaves its input as it was (the cached forward keeps the full forward's
+logits for rows it did not run, so an edit must not leak into them). Each step applies two lists:
+
+    propose     before the proposals are drawn (argmax; at T > 0 after Gumbel noise, or Dream's
+                categorical draw under the dream schedule); the confidence is computed from these too
+    confidence  after the proposals are drawn, before the remasking rule scores them
+
+`build_processors(cfg, model)` makes both lists from the sampler settings; a setting that is off adds
+nothing, so the default decode runs no processor at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .schedules import SCHEDULES
+
+NEG_INF = float("-inf")
+LogitsProcessor = Callable[[torch.Tensor], torch.Tensor]  # logits (B, L, V) -> edited copy (B, L, V)
+
+
+@dataclass(frozen=True)
+class BanTokens:
+    """Set the logits of some vocabulary ids to -inf at every position."""
+
+    ids: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.ids or any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in self.ids):
+            raise ValueError(f"{type(self).__name__} needs one or more non-negative token ids, got {self.ids!r}")
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.index_fill(-1, torch.tensor(self.ids, device=logits.device), NEG_INF)
+
+
+class NeverProposeMask(BanTokens):
+    """Threshold decoding has no step plan to end a block on, so [MASK] is never proposed: blocks finish."""
+
+    def __init__(self, mask_id: int):
+        super().__init__((mask_id,))
+
+
+class LogitsEosInf(BanTokens):
+    """LLaDA's `logits_eos_inf`: EOS is never proposed."""
+
+    def __init__(self, eos_id: int):
+        super().__init__((eos_id,))
+
+
+class ConfidenceEosEotInf(BanTokens):
+    """LLaDA's `confidence_eos_eot_inf`, applied after the proposals are drawn.
+
+    The reference writes `x0_p_logits[..., EOS] = logits[..., EoT] = -inf`, where the first name is the
+    noisy logits: at T = 0 both names are one tensor, so both ids reach the confidence's softmax; at T > 0
+    the noisy copy is discarded after the argmax and only EoT does. Kept exactly, hence the temperature."""
+
+    def __init__(self, eos_id: int | None, eot_id: int | None, temperature: float):
+        if temperature < 0:
+            raise ValueError(f"temperature {temperature} is negative")
+        ids = [eot_id] + ([eos_id] if temperature == 0 else [])
+        super().__init__(tuple(i for i in ids if i is not None))
+
+
+# ---- Dream's sampling filters (its generation_utils.py `sample_tokens`): they edit the logits the proposal
+# and the confidence are both computed from, so they change which positions commit even at T = 0. Removed
+# entries get the dtype's lowest value, as Dream fills them (not -inf).
+@dataclass(frozen=True)
+class Temperature:
+    """Dream divides the logits by T before filtering and drawing (LLaDA instead puts T in the Gumbel noise)."""
+
+    temperature: float
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"Temperature needs T > 0, got {self.temperature}")
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits / self.temperature
+
+
+@dataclass(frozen=True)
+class TopP:
+    """Keep the smallest set of tokens whose probability reaches p (the first token always stays)."""
+
+    p: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.p <= 1.0:
+            raise ValueError(f"TopP needs 0 < p <= 1, got {self.p}")
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.p >= 1.0:  # Dream filters only below 1
+            return logits
+        sorted_logits, order = torch.sort(logits, descending=True)
+        drop = torch.cumsum(F.softmax(sorted_logits, dim=-1), dim=-1) > self.p  # (..., V) in sorted order
+        drop[..., 1:] = drop[..., :-1].clone()  # shift right: the token that crosses p stays
+        drop[..., 0] = False
+        remove = torch.zeros_like(drop).scatter_(-1, order, drop)
+        return logits.masked_fill(remove, torch.finfo(logits.dtype).min)
+
+
+@dataclass(frozen=True)
+class TopK:
+    """Keep the k largest logits at each position (ties with the k-th stay)."""
+
+    k: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
+            raise ValueError(f"TopK needs an integer k >= 1, got {self.k!r}")
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        kth = torch.topk(logits, min(self.k, logits.shape[-1]))[0][..., -1, None]
+        return logits.masked_fill(logits < kth, torch.finfo(logits.dtype).min)
+
+
+class Processors(NamedTuple):
+    propose: list[LogitsProcessor]
+    confidence: list[LogitsProcessor]
+
+
+def apply(processors: Sequence[LogitsProcessor], logits: torch.Tensor) -> torch.Tensor:
+    """Run `logits` through each processor in order."""
+    for p in processors:
+        logits = p(logits)
+    return logits
+
+
+def build_processors(cfg, model) -> Processors:
+    """The edits a `SamplerConfig` asks for, with the model's special ids (an id the model lacks: no edit)."""
+    eos, eot = model.eos_id, getattr(model, "eot_id", None)
+    propose: list[LogitsProcessor] = []
+    # Dream's order: temperature (where proposals are Dream's categorical draws), top-p, then top-k.
+    if cfg.temperature > 0 and SCHEDULES[cfg.schedule].proposals == "categorical":
+        propose.append(Temperature(cfg.temperature))
+    if getattr(cfg, "top_p", None) is not None:
+        propose.append(TopP(cfg.top_p))
+    if getattr(cfg, "top_k", None):  # 0 or None: no filter
+        propose.append(TopK(cfg.top_k))
+    if cfg.threshold is not None:
+        propose.append(NeverProposeMask(model.mask_id))
+    if cfg.logits_eos_inf and eos is not None:
+        propose.append(LogitsEosInf(eos))
+    confidence: list[LogitsProcessor] = []
+    if cfg.confidence_eos_eot_inf and (eot is not None or (eos is not None and cfg.temperature == 0)):
+        confidence.append(ConfidenceEosEotInf(eos, eot, cfg.temperature))
+    return Processors(propose, confidence)
