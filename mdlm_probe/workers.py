@@ -34,7 +34,7 @@ def choose_threads(threads: int | None = None, processes: int = 1) -> int:
     """torch threads per process: `threads` when given, else OMP_NUM_THREADS when set, else one.
 
     One, not the cores: measured with analyses/bench_threads.py on 2 cores (README, Performance), torch's
-    default of a thread per core was 1.1-1.6x faster on an idle machine but 15-50x slower as soon as
+    default of a thread per core was 1.1-1.6x faster on an idle machine but 2.5-50x slower as soon as
     another process kept a core busy (threads spin waiting for a core), and the thread count should not
     depend on how busy the machine is. Processes x threads then stays within the cores for any
     `processes` up to the core count; more speed comes from --num-processes or an explicit --threads."""
