@@ -29,6 +29,7 @@ from .cards import build_card
 from .checkpoints import checkpoint_hash
 from .errors import BadInput
 from .miners import eos_flood
+from .presets import apply_preset, get_preset
 from .progress import Progress
 from .records import RecordWriter, iter_jsonl, make_record, read_records
 from .rundir import SAMPLES, SHARDS, _comparable, parse_shard, prepare_run_dir, read_run_records, shard_path
@@ -220,7 +221,8 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
              predictions: str | Path | None = None, shard: str | tuple[int, int] | None = None,
              overwrite: bool = False, progress: bool | str = False, *, subset: str | None = None,
              num_processes: int = 1, adapter: str | None = None, device: str | None = None,
-             dtype: str | None = None, allow_missing_weights: bool = False, model=None) -> dict[str, Any]:
+             dtype: str | None = None, allow_missing_weights: bool = False, model=None,
+             preset: str | None = None) -> dict[str, Any]:
     """Evaluate `ckpt` on `benchmark` into the run directory `out`; returns the summary.
 
     Resumes a killed run (only missing ids are decoded); a different config in `out` is BadInput unless
@@ -232,6 +234,10 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
     """
     t0 = time.perf_counter()
     out = Path(out)
+    given = {k: v for k, v in (sampler_overrides or {}).items() if v is not None}  # for the card
+    if preset is not None:  # `preset`: published settings (presets.py) under the options given
+        sampler_overrides = apply_preset(preset, sampler_overrides)
+        num_fewshot = get_preset(preset).num_fewshot if num_fewshot is None else num_fewshot
     bench = benchmark if isinstance(benchmark, Benchmark) else \
         get_benchmark(benchmark, data_file=data_file, **({"subset": subset} if subset else {}))
     if subset and not bench.subsets:
@@ -277,7 +283,7 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
         # recorded only when used, so runs of complete checkpoints keep the config they always had
         **({"allow_missing_weights": True} if allow_missing_weights else {}),
         "card": build_card(benchmark=bench.name, checkpoint=path, checkpoint_hash=ckpt_hash, dtype=dtype,
-                           device=device, overrides=sampler_overrides, chat=chat),
+                           device=device, overrides=given, chat=chat, preset=preset),
     }
     if from_env is not None and from_env[0] > 0:
         _wait_for_config(out, config)  # rank 0 creates (or overwrites) the run directory
@@ -289,7 +295,7 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
 
     if num_processes > 1:
         return _spawn(out, plan_ids, header, t0, num_processes, progress, device, ckpt_hash, dict(
-            ckpt=str(ckpt), benchmark=bench.name, out=str(out), sampler_overrides=sampler_overrides, limit=limit,
+            ckpt=str(ckpt), benchmark=bench.name, out=str(out), sampler_overrides=given, preset=preset, limit=limit,
             num_fewshot=num_fewshot, chat=chat, data_file=str(bench.data_file) if bench.data_file else None,
             subset=bench.options.get("subset"), adapter=adapter, dtype=dtype,
             allow_missing_weights=allow_missing_weights))

@@ -30,6 +30,7 @@ from .evaluate import build_records
 from .interventions import MODES, Shift
 from .judge import Judge, judge_run, read_judged
 from .plots import at_key, drop_heatmap_figure, plot_accuracy, plot_drop_heatmap  # noqa: F401 (re-exported)
+from .presets import apply_preset, get_preset
 from .progress import Progress
 from .records import RecordWriter, make_record, read_records
 from .sampler import SamplerConfig, generate, resolve_sampler
@@ -313,7 +314,7 @@ def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchma
               num_processes: int = 1, clean_from: Sequence[Path | str] = (), judge: Judge | None = None,
               adapter: str | None = None, device: str | None = None, dtype: str | None = None,
               allow_missing_weights: bool = False, load: Callable[[str], Any] | None = None, log: Callable[[str], None] = lambda s: None,
-              ) -> ShiftRun:
+              preset: str | None = None) -> ShiftRun:
     """A whole shift run into `out`: config.json, shift.jsonl (resumable), the judge's verdicts when a
     `judge` is given, shift_summary.csv and the plots.
 
@@ -325,6 +326,10 @@ def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchma
         raise BadInput(f"--limit {limit} must be positive")
     if num_processes < 1:
         raise BadInput(f"--num-processes {num_processes}: must be at least 1")
+    given = {k: v for k, v in (sampler or {}).items() if v is not None}  # for the card
+    if preset is not None:  # `preset`: published settings (presets.py) under the options given
+        sampler = apply_preset(preset, sampler)
+        num_fewshot = get_preset(preset).num_fewshot if num_fewshot is None else num_fewshot
     paths, cfgs = resolve_checkpoints(ckpts, sampler, grid, adapter)
     for d in clean_from:
         if not (Path(d) / "config.json").is_file():
@@ -345,7 +350,7 @@ def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchma
         **({"allow_missing_weights": True} if allow_missing_weights else {}),  # only when used, as eval
         "card": build_card(benchmark=bench.name, checkpoint=paths[ckpts[0]] if len(ckpts) == 1 else None,
                            checkpoint_hash=",".join(hashes[c] for c in ckpts), dtype=dtype, device=device,
-                           overrides=sampler, chat=chat),
+                           overrides=given, chat=chat, preset=preset),
     }
     # a larger --limit extends the run: the records so far are reused
     out = rundir.prepare_run_dir(out, config, overwrite=overwrite, outputs=OUTPUTS, grows=("limit", "n"))

@@ -347,8 +347,12 @@ def test_shift_and_eval_share_the_chat_default_and_shift_has_a_default_out(tmp_p
     from mdlm_probe.commands.shift import shift
     from mdlm_probe.rundir import DEFAULT_CHAT
 
+    from mdlm_probe.commands.options import with_preset
+
+    # One declaration for both (None = not given, so a --preset can set it), resolved in one place.
     defaults = {f.__name__: inspect.signature(f).parameters["chat"].default.default for f in (eval_command, shift)}
-    assert defaults == {"eval_command": DEFAULT_CHAT, "shift": DEFAULT_CHAT}
+    assert defaults["eval_command"] == defaults["shift"]
+    assert with_preset(None, None, defaults["shift"], None)[2] is DEFAULT_CHAT
     monkeypatch.chdir(tmp_path)
     assert cli("shift", "--ckpt", "tiny-random", "--limit", "2", "--fractions", "0,0.1", "--mode", "delete",
                *SAMPLER_ARGS) == 0

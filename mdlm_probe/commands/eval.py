@@ -15,7 +15,7 @@ from ..errors import BadInput
 from ..evaluate import run_eval
 from ..rundir import default_out
 from ..sampler import resolve_sampler
-from .options import chat_option, data_dir_option, out_option
+from .options import chat_option, data_dir_option, out_option, preset_option, with_preset
 
 
 def check_names(ckpt: str, benchmark: str, sampler: dict, predictions: Optional[Path], adapter: Optional[str]) -> None:
@@ -30,12 +30,13 @@ def check_names(ckpt: str, benchmark: str, sampler: dict, predictions: Optional[
 @sampler_options
 def eval_command(
     benchmark: str = typer.Argument(..., help=BENCHMARK_HELP),
-    ckpt: str = typer.Option(DEFAULT_CKPT, "--ckpt", help=CKPT_HELP),
+    ckpt: Optional[str] = typer.Option(None, "--ckpt", help=f"{CKPT_HELP} Default: the preset's model, else {DEFAULT_CKPT}."),
     out: Optional[Path] = out_option("eval"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate the first N samples only."),
     num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot",
                                               help="Few-shot examples (default: the sidecar's default_fewshot, else 5 for gsm8k)."),
-    chat: bool = chat_option(),
+    chat: Optional[bool] = chat_option(None),
+    preset: Optional[str] = preset_option(),
     data_file: Optional[Path] = typer.Option(None, "--data-file", help="Local data: gsm8k test.jsonl; gpqa dataset.zip "
                                              "or csv; mbpp mbpp.jsonl or sanitized-mbpp.json; humaneval HumanEval.jsonl(.gz)."),
     data_dir: Optional[Path] = data_dir_option(),
@@ -54,7 +55,9 @@ def eval_command(
     sampler: dict = None,
 ):
     """Evaluate a checkpoint on a benchmark: config.json, samples.jsonl, summary.json (resumable)."""
-    check_names(ckpt, benchmark, sampler, predictions, adapter)
+    model, _, chat, checked = with_preset(preset, benchmark, chat, sampler)  # the preset's settings apply in run_eval
+    ckpt = ckpt or model or DEFAULT_CKPT
+    check_names(ckpt, benchmark, checked, predictions, adapter)
     bench = get_benchmark(benchmark, data_file=data_file, data_dir=data_dir, **({"subset": subset} if subset else {}))
     if out is None:
         out = default_out("eval", benchmark, ["predictions" if predictions else ckpt])
@@ -62,7 +65,7 @@ def eval_command(
                  predictions=predictions, shard=shard, overwrite=overwrite,
                  progress="auto" if progress is None else progress, subset=subset,
                  num_processes=num_processes, adapter=adapter, device=device, dtype=dtype,
-                 allow_missing_weights=allow_missing_weights)
+                 allow_missing_weights=allow_missing_weights, preset=preset)
     if not s.get("complete"):
         console.print(f"shard {s.get('shard')} done ({s['n_shard']} samples); {s['n_done']}/{s['n_planned']} "
                       f"in {out} so far; the last shard to finish writes summary.json", soft_wrap=True)

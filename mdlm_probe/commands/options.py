@@ -11,14 +11,35 @@ import typer
 from rich.console import Console
 
 from ..benchmarks import DATA_ENV
+from ..errors import BadInput
+from ..presets import apply_preset, get_preset
 from ..rundir import DEFAULT_CHAT, RUNS_ROOT
 
 # Its own stderr console, not cli's: cli.py may import this module (generate's --chat) without a cycle.
 _err = Console(stderr=True)
 
 
-def chat_option() -> Any:
-    return typer.Option(DEFAULT_CHAT, "--chat/--no-chat", help="Use the tokenizer's chat template when it has one.")
+def chat_option(default: bool | None = DEFAULT_CHAT) -> Any:
+    """None as the default: the command tells "not given" apart (a --preset may then set it)."""
+    return typer.Option(default, "--chat/--no-chat", help="Use the tokenizer's chat template when it has one"
+                        + (f" (default: the preset's, else {DEFAULT_CHAT})." if default is None else "."))
+
+
+def preset_option() -> Any:
+    return typer.Option(None, "--preset", help="Published settings for a model and benchmark (`mdlm-probe presets` "
+                        "lists them); options given on the command line win over it.")
+
+
+def with_preset(preset: str | None, benchmark: str | None, chat: bool | None,
+                sampler: dict | None) -> tuple[str | None, str | None, bool, dict | None]:
+    """(model, benchmark, chat, sampler settings) once `preset` fills what the command line left out."""
+    if preset is None:
+        return None, benchmark, DEFAULT_CHAT if chat is None else chat, sampler
+    p = get_preset(preset)
+    if benchmark is not None and benchmark != p.benchmark:
+        raise BadInput(f"--preset {preset} was published for {p.benchmark}, not {benchmark}")
+    chat = chat if chat is not None else (p.chat if p.chat is not None else DEFAULT_CHAT)
+    return p.model, p.benchmark, chat, apply_preset(preset, sampler)
 
 
 def out_option(command: str) -> Any:

@@ -17,7 +17,7 @@ from ..errors import BadInput
 from ..judge import Judge
 from ..render import diff_segments, legend_text, model_glyphs
 from ..rundir import default_out
-from .options import chat_option, data_dir_option, out_option
+from .options import chat_option, data_dir_option, out_option, preset_option, with_preset
 
 
 def _floats(s: str, opt: str) -> list[float]:
@@ -35,13 +35,14 @@ def _ints(s: str, opt: str) -> list[int]:
 
 
 def shift(
-    ckpt: Optional[List[str]] = typer.Option(None, "--ckpt", help=f"{CKPT_HELP} Repeatable; default {DEFAULT_CKPT}."),
-    benchmark: str = typer.Option("synthetic", "--benchmark", help=BENCHMARK_HELP),
+    ckpt: Optional[List[str]] = typer.Option(None, "--ckpt", help=f"{CKPT_HELP} Repeatable; default the preset's model, else {DEFAULT_CKPT}."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", help=f"{BENCHMARK_HELP} Default: the preset's, else synthetic."),
     data_file: Optional[Path] = typer.Option(None, "--data-file", help="Local data file for the benchmark."),
     data_dir: Optional[Path] = data_dir_option(),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use the first N problems."),
     num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot", help="Few-shot examples (default: the benchmark's)."),
-    chat: bool = chat_option(),
+    chat: Optional[bool] = chat_option(None),
+    preset: Optional[str] = preset_option(),
     mode: str = typer.Option("insert,delete", "--mode", help="Comma-separated: insert, delete, displace, swap."),
     fractions: Optional[str] = typer.Option(None, "--fractions", help="Shares p of gen-length to edit (k = round(p*G)); default 0,0.01,0.05."),
     at: Optional[str] = typer.Option(None, "--at", help="Committed fractions at which the edit fires; default 0.5."),
@@ -64,7 +65,9 @@ def shift(
     sampler: dict = None,
 ):
     """Shift tokens by one position mid-decoding and measure the damage against the paired clean run."""
-    ckpts = list(dict.fromkeys(ckpt or [DEFAULT_CKPT]))
+    model, benchmark, chat, checked = with_preset(preset, benchmark, chat, sampler)  # applied in run_shift
+    benchmark = benchmark or "synthetic"
+    ckpts = list(dict.fromkeys(ckpt or [model or DEFAULT_CKPT]))
     if at is not None and at_step is not None:
         raise BadInput("give --at or --at-step, not both")
     if positions is not None and fractions is not None:
@@ -81,7 +84,7 @@ def shift(
         return load_model(c, adapter=adapter, device=device, dtype=dtype, allow_missing_weights=allow_missing_weights)
 
     if prompt is not None:
-        _, cfgs = lib.resolve_checkpoints(ckpts, sampler, grid, adapter)
+        _, cfgs = lib.resolve_checkpoints(ckpts, checked, grid, adapter)
         for c, model, clean, shifted, setting in lib.prompt_pairs(prompt, ckpts, cfgs, grid, load, chat):
             _render_pair(console, model, clean, shifted, title=f"{c} · {setting}")
         return
@@ -90,7 +93,7 @@ def shift(
                         num_fewshot=num_fewshot, chat=chat, sampler=sampler, overwrite=overwrite,
                         num_processes=num_processes, clean_from=clean_from or (), judge=judge, adapter=adapter,
                         device=device, dtype=dtype, allow_missing_weights=allow_missing_weights, load=load,
-                        log=lambda s: err_console.print(s, highlight=False, soft_wrap=True))
+                        log=lambda s: err_console.print(s, highlight=False, soft_wrap=True), preset=preset)
     _print_table(console, res.rows)
     console.print(f"wrote {res.written} new records; {res.out / lib.SHIFT_FILE}, {res.out / lib.SUMMARY_FILE}, "
                   f"{lib.ACC_PNG}{', ' + lib.HEATMAP_PNG if res.heatmap else ''} in {res.out}", highlight=False)

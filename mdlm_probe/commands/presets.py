@@ -1,0 +1,25 @@
+"""`mdlm-probe presets`: list the published presets with the score published with each."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from ..cli import console
+from ..presets import load_presets
+
+KEY_SETTINGS = ("gen_length", "steps", "block_length", "threshold", "confidence_eos_eot_inf", "num_fewshot", "chat")
+
+
+def presets() -> None:
+    """List the presets `--preset` accepts: model, benchmark, key settings, published score and its source."""
+    table = Table("preset", "model", "benchmark", "settings", "published score", "source")
+    for name, p in sorted(load_presets().items()):
+        settings = " ".join(f"{k}={p.settings[k]}" for k in KEY_SETTINGS if p.settings.get(k) is not None)
+        table.add_row(name, p.model, p.benchmark, settings, f"{p.score['value']} ({p.score.get('metric', '')})",
+                      p.score["source"])
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="presets")(presets)
