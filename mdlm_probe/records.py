@@ -117,9 +117,10 @@ def _truncate_partial_tail(path: Path) -> None:
         fh.truncate(cut)
 
 
-def read_records(path: Path | str, warn: bool = True) -> tuple[list[dict[str, Any]], int]:
-    """All parseable records of a JSONL file, and how many lines were skipped as malformed."""
-    recs, bad = [], 0
+def read_objects(path: Path | str, required: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], int]:
+    """The JSON objects of a JSONL file (a missing file has none), and how many lines were skipped as
+    malformed: not JSON (a killed run's partial last line), not an object, or lacking a `required` key."""
+    out, bad = [], 0
     path = Path(path)
     if not path.is_file():
         return [], 0
@@ -128,15 +129,20 @@ def read_records(path: Path | str, warn: bool = True) -> tuple[list[dict[str, An
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
+                obj = json.loads(line)
             except json.JSONDecodeError:
                 bad += 1
                 continue
-            if not isinstance(rec, dict) or "id" not in rec:
+            if not isinstance(obj, dict) or any(k not in obj for k in required):
                 bad += 1
                 continue
-            recs.append(rec)
-    return recs, bad
+            out.append(obj)
+    return out, bad
+
+
+def read_records(path: Path | str, warn: bool = True) -> tuple[list[dict[str, Any]], int]:
+    """All parseable records of a JSONL file, and how many lines were skipped as malformed."""
+    return read_objects(path, ("id",))
 
 
 def iter_jsonl(path: Path | str, what: str, hint: str = ""):

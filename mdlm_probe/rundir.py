@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import BadInput
-from .records import RecordWriter, dedupe, read_records, record_key
+from .records import RecordWriter, dedupe, read_objects, read_records, record_key
 
 # Keys that may differ between a run and its resumption without changing its results.
 # "card" (cards.py) holds the commit, device and versions, which change between identical reruns.
@@ -219,29 +219,6 @@ def read_run_records(run_dir: Path | str, record_file: str) -> tuple[list[dict[s
     return list(dedupe(recs)), bad
 
 
-def read_jsonl(path: Path | str) -> tuple[list[dict[str, Any]], int]:
-    """The JSON objects of a JSONL file that is not a record file (e.g. errors.jsonl), and how many
-    lines were skipped as malformed. A missing file is empty."""
-    out: list[dict[str, Any]] = []
-    bad = 0
-    path = Path(path)
-    if not path.is_file():
-        return out, bad
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-        else:
-            bad += 1
-    return out, bad
-
-
 def load_run(path: Path | str, *, need_records: bool = False) -> Run:
     """Read a run directory. A missing directory, a corrupt config.json or compare.json is bad input.
 
@@ -285,7 +262,7 @@ def load_run(path: Path | str, *, need_records: bool = False) -> Run:
             recs, b = read_run_records(d, f)
             setattr(run, attr, recs)
             run.skipped += b
-    run.errors, b = read_jsonl(d / ERRORS)
+    run.errors, b = read_objects(d / ERRORS)
     if need_records:  # compare/errors read records only; their own outputs may be rewritten
         return run
     run.skipped += b
