@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The performance suite behind the README's Performance section. Prints tables; writes JSON to $OUT.
-#   bash analyses/bench_suite.sh                 # CPU, the shipped tiny-ce, one torch thread
-#   bash analyses/bench_suite.sh gpu             # + LLaDA-8B-shaped random weights on a CUDA GPU (speed only)
+#   bash analyses/bench_suite.sh          # CPU: the shipped tiny-ce, then LLaDA-/Dream-architecture random stand-ins
+#   bash analyses/bench_suite.sh gpu      # GPU only: LLaDA-8B- and Dream-7B-shaped random bf16 weights (speed only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-reports/bench}
@@ -10,9 +10,32 @@ N=${N:-1000}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
+if [[ "${1:-cpu}" == "gpu" ]]; then
+  # Random weights of the released shapes in bf16, the real layouts through the llada / dream adapters and their
+  # caches: exact, threshold 0.9, prefix, dual, prefix + threshold, dual + threshold at batch 1 and 8, gen 256
+  # and 512, block 32, one run each. Steps = gen length / 2 (2 tokens per step in exact mode) so that the whole part
+  # fits a 10-minute GPU window: at one token per step the six modes would take about 5 minutes per shape (an
+  # estimate from FLOPs at ~700 TFLOP/s bf16, not yet timed on a GPU). --head-scale 16 makes random weights
+  # confident enough for the threshold to fire (the "tokens/step" column says how often); not a trained model's rate.
+  for shape in llada-8b dream-7b; do
+    for gen in 256 512; do
+      python analyses/bench_sampler.py --shape "$shape" --device cuda --head-scale 16 --gen-length "$gen" \
+        --steps $((gen / 2)) --block-length 32 --prompt-len 64 --batches 1,8 --repeats 1 \
+        --json "$OUT/sampler_${shape}_g${gen}.json"
+    done
+  done
+  exit 0
+fi
+
 # 1 + 3. exact mode (and the fast modes) at batch 1 and 8: tokens/s, NFE, time outside forwards, batch scaling
 python analyses/bench_sampler.py --ckpt "$CKPT" --device cpu --threads "$OMP_NUM_THREADS" --gen-length 48 \
   --block-length 16 --prompt-len 48 --batches 1,8 --repeats 5 --json "$OUT/sampler_cpu.json"
+
+# 1b. the same modes on LLaDA's and Dream's real architectures (random, 4.3M parameters, through their adapters)
+for shape in llada-small dream-small; do
+  python analyses/bench_sampler.py --shape "$shape" --device cpu --threads "$OMP_NUM_THREADS" --head-scale 16 \
+    --gen-length 64 --block-length 16 --prompt-len 64 --batches 1,8 --repeats 3 --json "$OUT/sampler_$shape.json"
+done
 
 # 2 (+ the cache rows). threshold 0.9 and the block caches vs exact on the held-out split, paired
 python analyses/bench_heldout.py --ckpt "$CKPT" --n "$N" --block-length 16 --threshold 0.9 \
@@ -20,10 +43,3 @@ python analyses/bench_heldout.py --ckpt "$CKPT" --n "$N" --block-length 16 --thr
 
 # 4. peak memory of `mdlm-probe eval synthetic`
 python analyses/bench_memory.py --ckpt "$CKPT" --limit 200 --batch-size 16,64 --json "$OUT/memory.json"
-
-if [[ "${1:-}" == "gpu" ]]; then
-  # Random weights of LLaDA-8B's shape in bf16: speed only. With random weights no proposal reaches 0.9,
-  # so threshold rows commit one token per step and show the mode's overhead, not its saving.
-  python analyses/bench_sampler.py --shape llada-8b --device cuda --gen-length 256 --block-length 32 \
-    --prompt-len 128 --batches 1,8 --repeats 3 --json "$OUT/sampler_llada8b_shape.json"
-fi

@@ -121,9 +121,22 @@ def flatten(card: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _with_fewshot(card: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The card with the run's few-shot count beside `chat` (the prompt format; the config records it once)."""
+    if "num_fewshot" not in config or not card:
+        return card
+    out: dict[str, Any] = {}
+    for k, v in card.items():
+        out[k] = v
+        if k == "chat":
+            out["num_fewshot"] = config["num_fewshot"]
+    out.setdefault("num_fewshot", config["num_fewshot"])
+    return out
+
+
 def run_card(config: dict[str, Any]) -> dict[str, Any]:
     """The card of a run's config, plus the sampler settings it ran with (they decide the numbers too)."""
-    card = dict(config.get("card") or {})
+    card = _with_fewshot(dict(config.get("card") or {}), config)
     sampler = config.get("sampler")
     if sampler is None and config.get("checkpoints"):  # shift: one sampler per checkpoint
         sampler = {c.get("name"): c.get("sampler") for c in config["checkpoints"]}
@@ -142,7 +155,8 @@ def card_columns(label: str, config: dict[str, Any]) -> list[tuple[str, dict[str
         return [(label, card)] if card else []
     columns = []
     for c in ckpts:
-        card = {**(config.get("card") or {}), "checkpoint_hash": c.get("hash"), "sampler": c.get("sampler")}
+        card = {**_with_fewshot(dict(config.get("card") or {}), config), "checkpoint_hash": c.get("hash"),
+                "sampler": c.get("sampler")}
         if "tokenizer_hash" in card:  # the run's card holds one value for all its checkpoints: take each one's
             card["tokenizer_hash"], card["chat_template_hash"] = tokenizer_hashes(c.get("path"))
         columns.append((f"{label} · {c.get('name')}", card))

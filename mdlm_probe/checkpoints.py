@@ -16,6 +16,7 @@ from .errors import BadInput
 
 SHIPPED_DIR = Path(__file__).parent / "checkpoints"
 SIDECAR = "mdlm_probe.json"
+ADAPTER_CONFIG = "adapter_config.json"  # a peft (LoRA) adapter folder: base checkpoint + adapter
 DEFAULT_CKPT = "tiny-ce"
 
 SIDECAR_KEYS = (
@@ -42,13 +43,39 @@ def resolve(name_or_path: str | Path) -> Path | str:
         return SHIPPED_DIR / s
     p = Path(s).expanduser()
     if p.exists():
-        if not p.is_dir() or not (p / "config.json").is_file():
-            raise BadInput(f"checkpoint {s!r} is not a model folder (no config.json in it)")
+        if not p.is_dir() or not ((p / "config.json").is_file() or (p / ADAPTER_CONFIG).is_file()):
+            raise BadInput(f"checkpoint {s!r} is not a model folder (no config.json nor {ADAPTER_CONFIG} in it)")
         return p.resolve()
     if s.count("/") == 1 and not s.startswith((".", "/", "~")):
         return s  # a Hub name; loading it needs network
     raise BadInput(f"no checkpoint {s!r}: not a shipped name ({', '.join(shipped_names()) or 'none shipped'}) "
                    f"nor an existing folder")
+
+
+def is_adapter_folder(path: Path | str) -> bool:
+    """A local peft adapter folder (what `train --lora` writes): loads as its base checkpoint + the adapter."""
+    return isinstance(path, Path) and (path / ADAPTER_CONFIG).is_file()
+
+
+def adapter_base(folder: Path, sidecar: dict[str, Any] | None) -> Path | str:
+    """The base checkpoint of an adapter folder, resolved like any --ckpt: the sidecar's `base_checkpoint`, else
+    adapter_config.json's `base_model_name_or_path`; a relative path is also tried inside the folder."""
+    name = (sidecar or {}).get("base_checkpoint")
+    if not name:
+        try:
+            name = json.loads((folder / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+        except (OSError, ValueError, AttributeError) as e:
+            raise BadInput(f"corrupt adapter folder {folder}: {ADAPTER_CONFIG} unreadable ({e})") from None
+    if not name:
+        raise BadInput(f"adapter folder {folder} names no base checkpoint (sidecar base_checkpoint or "
+                       f"{ADAPTER_CONFIG} base_model_name_or_path)")
+    inside = folder / str(name)
+    if not Path(str(name)).is_absolute() and (inside / "config.json").is_file():
+        return inside.resolve()
+    try:
+        return resolve(name)
+    except BadInput as e:
+        raise BadInput(f"adapter folder {folder}: its base checkpoint is missing ({e})") from None
 
 
 def read_sidecar(folder: Path | str) -> dict[str, Any] | None:
@@ -80,6 +107,8 @@ def checkpoint_hash(folder: Path | str) -> str:
     if not isinstance(folder, Path):
         return f"hub:{folder}"
     h = hashlib.sha256()
+    if is_adapter_folder(folder):  # a LoRA folder decodes with its base's weights too
+        h.update(checkpoint_hash(adapter_base(folder, read_sidecar(folder))).encode())
     files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
     for f in files:
         h.update(f.name.encode())

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import importlib
 import inspect
+import os
 import pkgutil
 import sys
 import typing
@@ -23,10 +24,11 @@ import typer
 from rich.console import Console
 
 from . import __version__, commands
-from .adapters import adapter_names, load_model
+from .adapters import load_model
 from .benchmarks import benchmark_names
 from .checkpoints import DEFAULT_CKPT, shipped_names
 from .collapse import COLLAPSES
+from .commands.options import adapter_option, choices, device_option, dtype_option
 from .errors import BadInput
 from .records import RecordWriter, iter_jsonl, make_record
 from .sampler import CACHES, REMASKING, generate as run_generate, resolve_sampler
@@ -40,14 +42,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def choices(names) -> str:
-    """'a, b or c' for a help text."""
-    names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-
-
 CKPT_HELP = f"Checkpoint: a shipped name ({', '.join(n for n in shipped_names() if n != 'tiny-random')}), a folder or a Hub name."
-ADAPTER_HELP = f"Force an adapter: {choices(adapter_names())}."
 ALLOW_MISSING_HELP = ("Load a checkpoint that lacks weights the adapter needs, initialising them from a fixed seed "
                       "(two runs agree); without it such a checkpoint is refused.")
 BENCHMARK_HELP = f"Benchmark: {choices(benchmark_names())}."
@@ -70,6 +65,8 @@ SAMPLER_OPTIONS: dict[str, tuple[Any, str]] = {
     "alg_temp": (Optional[float], "Dream's alg_temp: > 0 draws which positions commit from softmax(confidence / alg_temp)."),
     "eps": (Optional[float], "The dream schedule's final time, in (0, 1) (Dream: 1e-3)."),
     "threshold": (Optional[float], "Parallel decoding: commit every proposal at or above this confidence, in (0, 1] (Fast-dLLM)."),
+    "confidence_dtype": (Optional[str], "The confidence's softmax: logits (in the logits' dtype, LLaDA's generate) or "
+                                        "float64 (Fast-dLLM's)."),
     "cache": (Optional[str], f"Block KV cache: {choices(CACHES)} (prefix: keys/values before the block; "
                              "dual: before and after it)."),
     "cache_refresh": (Optional[int], "With --cache: a full forward every N steps within a block (0 = only at block starts)."),
@@ -153,10 +150,10 @@ def generate(
     prompts_file: Optional[Path] = typer.Option(None, "--prompts-file", help="JSONL with a 'prompt' field per line."),
     chat: bool = typer.Option(True, "--chat/--no-chat", help="Use the tokenizer's chat template when it has one."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the sample records to this JSONL file."),
-    adapter: Optional[str] = typer.Option(None, "--adapter", help=ADAPTER_HELP),
+    adapter: Optional[str] = adapter_option(),
     allow_missing_weights: bool = typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ..."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, float16, float64."),
+    device: Optional[str] = device_option(),
+    dtype: Optional[str] = dtype_option(),
     sampler: dict = None,
 ):
     """Decode prompts with the diffusion sampler and show the text."""
@@ -200,11 +197,17 @@ def train(
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     cfg: TrainConfig = None,
 ):
-    """Train with CE or CTC+CE; resumes from the last save after a kill."""
+    """Train with CE or CTC+CE (full or LoRA; multi-process under `accelerate launch`); resumes after a kill."""
     set_threads(threads)
     side = run_train(cfg, out, progress="auto")
+    if os.environ.get("RANK", "0") != "0":  # under accelerate launch: the main process reports
+        return
     held = side.get("heldout") or {}
-    console.print(f"[bold]saved[/] {out}  held-out accuracy: {held.get('accuracy', 'not measured')}")
+    what = "checkpoint"
+    if side.get("lora"):
+        what = "LoRA adapter" + (f" (merged checkpoint: {out / 'merged'})" if cfg.merge else "")
+    console.print(f"[bold]saved[/] {what} {out}  held-out accuracy: {held.get('accuracy', 'not measured')}",
+                  highlight=False)
 
 
 # ----------------------------------------------------------------------------------------- commands in their own modules

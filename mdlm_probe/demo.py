@@ -25,6 +25,8 @@ from typing import Any, Callable, Sequence
 
 from . import miners, shift
 from .adapters import load_model
+from .benchmarks import DATA_ENV
+from .benchmarks.gsm8k import GSM8K
 from .checkpoints import resolve, shipped_names
 from .compare import write_compare
 from .errors import BadInput
@@ -57,13 +59,10 @@ class DemoConfig:
 
 
 def find_gsm8k() -> Path | None:
-    """The GSM8K test file beside the checkout (../shared/data), or $MDLM_PROBE_DATA/gsm8k/test.jsonl."""
-    roots = [os.environ.get("MDLM_PROBE_DATA")]
+    """The GSM8K test file under $MDLM_PROBE_DATA, else in shared/data beside the checkout (as the tests lay it out)."""
+    roots = [os.environ.get(DATA_ENV)]
     roots += [str(p / "shared" / "data") for p in (Path.cwd().parent, Path(__file__).resolve().parents[2])]
-    for r in roots:
-        if r and (Path(r) / "gsm8k" / "test.jsonl").is_file():
-            return Path(r) / "gsm8k" / "test.jsonl"
-    return None
+    return next((f for r in roots if r and (f := GSM8K.local_file(r))), None)
 
 
 def _slug(ckpt: str) -> str:

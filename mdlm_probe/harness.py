@@ -28,7 +28,10 @@ import torch.nn.functional as F
 
 from .adapters import MaskedDiffusionModel, load_model
 from .benchmarks import go_offline, hub_reachable
+from .cards import build_card
+from .checkpoints import checkpoint_hash
 from .errors import BadInput
+from .presets import apply_preset, get_preset
 from .sampler import SamplerConfig, diffuse, generate, resolve_sampler
 from .scoring import cut_at_stops
 
@@ -183,24 +186,32 @@ class MDLMProbeLM(_lm_base()):
     """lm-eval model `mdlm_probe`: any checkpoint `load_model` accepts, decoded with our sampler.
 
     model_args: pretrained (checkpoint name/folder/Hub name, or a loaded MaskedDiffusionModel), adapter,
-    dtype, device, add_bos, mc_num, mc_batch_size, check_greedy, max_length, and every SamplerConfig
-    field (gen_length, steps, block_length, temperature, cfg_scale, remasking, threshold, cache, seed,
-    batch_size, collapse, logits_eos_inf, confidence_eos_eot_inf).
+    dtype, device, add_bos, mc_num, mc_batch_size, check_greedy, max_length, preset (a published preset:
+    its sampler settings under the sampler settings given here, over the task's gen_kwargs), and every
+    SamplerConfig field (gen_length, steps, block_length, temperature, cfg_scale, remasking, threshold,
+    cache, seed, batch_size, collapse, logits_eos_inf, confidence_eos_eot_inf, ...).
     """
 
-    def __init__(self, pretrained: Any = "tiny-ce", adapter: str | None = None, dtype: str | None = None,
+    def __init__(self, pretrained: Any = None, adapter: str | None = None, dtype: str | None = None,
                  device: str | None = None, add_bos: Any = "auto", mc_num: int = 128, mc_batch_size: int = 32,
                  check_greedy: Any = False, max_length: int | None = None, max_batch_size: Any = None,
-                 **sampler: Any):
+                 preset: str | None = None, **sampler: Any):
         super().__init__()
         unknown = sorted(set(sampler) - set(SAMPLER_FIELDS))
         if unknown:
             raise BadInput(f"unknown {MODEL_NAME} model_args {', '.join(unknown)}; expected pretrained, adapter, "
-                           f"dtype, device, add_bos, mc_num, mc_batch_size, check_greedy, max_length or a "
+                           f"dtype, device, add_bos, mc_num, mc_batch_size, check_greedy, max_length, preset or a "
                            f"sampler setting ({', '.join(SAMPLER_FIELDS)})")
         if str(sampler.get("batch_size")).startswith("auto"):
             sampler.pop("batch_size")  # lm-eval's auto batch sizing does not apply: sidecar/default
-        self.explicit = {k: _coerce(k, v) for k, v in sampler.items() if _coerce(k, v) is not None}
+        self.given = {k: _coerce(k, v) for k, v in sampler.items() if _coerce(k, v) is not None}
+        self.preset = preset or None
+        # the preset's published settings under those given: both win over the task's gen_kwargs, as in
+        # the reference evaluators, whose gen_length is the model's whatever the task's max_gen_toks
+        self.explicit = apply_preset(self.preset, self.given) if self.preset else dict(self.given)
+        if pretrained is None:
+            pretrained = get_preset(self.preset).model if self.preset else "tiny-ce"
+        self.dtype_arg, self._chat_applied = dtype, False
 
         self.accelerator = None
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by accelerate/torchrun: data parallel
@@ -238,6 +249,7 @@ class MDLMProbeLM(_lm_base()):
         return str(getattr(self.tokenizer, "name_or_path", self.model.name)).replace("/", "__")
 
     def chat_template(self, chat_template: bool | str = False) -> str | None:
+        self._chat_applied = bool(chat_template)  # lm-eval asks this before the run (for the card)
         return getattr(self.tokenizer, "chat_template", None) if chat_template else ""
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
@@ -261,8 +273,17 @@ class MDLMProbeLM(_lm_base()):
             self.accelerator.wait_for_everyone()
 
     def get_model_info(self) -> dict[str, Any]:
+        """What lm-eval writes into its results' "config": the checkpoint, the sampler, and the run card
+        (the preset and the settings given over it among the rest)."""
+        path = self.model.path
+        digest = checkpoint_hash(path) if path is not None else None  # as eval's card: the weights' sha256
+        card = build_card(benchmark=get_preset(self.preset).benchmark if self.preset else "lm-eval",
+                          checkpoint=path, checkpoint_hash=digest,
+                          dtype=self.dtype_arg, device=str(self.device), overrides=self.given,
+                          chat=self._chat_applied, preset=self.preset)
+        card["scorer"], card["extraction"] = "the lm-eval task's metrics", "the lm-eval task's filters"
         return {"mdlm_probe_ckpt": self.model.name, "mdlm_probe_sampler": self.base.to_dict(),
-                "mdlm_probe_mc_num": self.mc_num}
+                "mdlm_probe_mc_num": self.mc_num, "mdlm_probe_preset": self.preset, "mdlm_probe_card": card}
 
     # ---- tokens -------------------------------------------------------------------------------
     def _encode(self, text: str) -> list[int]:
@@ -385,6 +406,48 @@ def _with_default_model(argv: list[str]) -> list[str]:
     return argv if given else [*argv, "--model", MODEL_NAME]
 
 
+def _flag(argv: list[str], *names: str) -> int | None:
+    """Index of the first `--name` or `--name=value` in argv, None if absent."""
+    for i, a in enumerate(argv):
+        if a in names or a.startswith(tuple(n + "=" for n in names)):
+            return i
+    return None
+
+
+def with_preset_args(argv: list[str], preset: str) -> list[str]:
+    """lm-eval arguments once `preset` fills what they leave out: `preset=NAME` (and the preset's model as
+    `pretrained` when none is given) in --model_args, the published task as --tasks, its few-shot count as
+    --num_fewshot, --apply_chat_template when it was published with the chat template. Arguments given win."""
+    p = get_preset(preset)
+    argv = list(argv)
+    m = _flag(argv, "--model", "-M")
+    if m is not None:
+        model = argv[m].split("=", 1)[1] if "=" in argv[m] else (argv[m + 1] if m + 1 < len(argv) else "")
+        if model != MODEL_NAME:
+            raise BadInput(f"--preset needs --model {MODEL_NAME}, not {model!r}")
+    i = _flag(argv, "--model_args", "-a")
+    if i is None:
+        argv += ["--model_args", f"pretrained={p.model},preset={preset}"]
+    else:
+        inline = argv[i].startswith("--model_args=")
+        value = argv[i].split("=", 1)[1] if inline else argv[i + 1]
+        keys = {kv.split("=", 1)[0].strip() for kv in value.split(",") if kv.strip()}
+        if "preset" in keys:
+            raise BadInput("give the preset once: --preset or preset= in --model_args")
+        value = ",".join([*([value] if value.strip() else []), *([] if "pretrained" in keys else
+                                                                 [f"pretrained={p.model}"]), f"preset={preset}"])
+        argv[i: i + (1 if inline else 2)] = ["--model_args", value]
+    if _flag(argv, "--tasks", "-t") is None:
+        if p.lm_eval_task is None:
+            raise BadInput(f"--preset {preset} was published outside lm-eval (no lm-eval task); give --tasks")
+        argv += ["--tasks", p.lm_eval_task]
+    if _flag(argv, "--num_fewshot", "-f") is None and p.num_fewshot is not None:
+        argv += ["--num_fewshot", str(p.num_fewshot)]
+    if _flag(argv, "--apply_chat_template") is None and p.chat:
+        argv += ["--apply_chat_template"]
+    return argv
+
+
 OFFLINE_HINT = ("lm-eval's tasks read their data from the Hugging Face Hub: run where the Hub is reachable, "
                 "from a filled cache with HF_HUB_OFFLINE=1, or on local files with a task YAML over them "
                 "(--include_path DIR; docs/lm_eval.md, 'Tasks on local files')")
@@ -400,9 +463,11 @@ def _connection_errors() -> tuple[type, ...]:
     return (ConnectionError, RequestsConnectionError)
 
 
-def run_lm_eval_cli(argv: Iterable[str]) -> int:
+def run_lm_eval_cli(argv: Iterable[str], preset: str | None = None) -> int:
     """Register the model and run lm-eval's CLI with `argv` (what follows `lm-eval`); returns its exit code.
-    An unreachable Hub is detected first (no retries) and a failed data download is one BadInput line."""
+    `preset` fills the arguments argv leaves out (`with_preset_args`). An unreachable Hub is detected first
+    (no retries) and a failed data download is one BadInput line."""
+    argv = with_preset_args(list(argv), preset) if preset else list(argv)
     register()
     from lm_eval.__main__ import cli_evaluate
 

@@ -36,8 +36,10 @@ class CachedForward:
         self.model, self.mask_id = model, model.mask_id
         self.mode, self.refresh, self.cfg_scale = cfg.cache, cfg.cache_refresh, cfg.cfg_scale
         if self.mode != "none" and not getattr(model, "supports_cache", False):
+            why = getattr(model, "cache_refusal", None)  # the adapter's one-line reason, where it gives one
             raise BadInput(f"--cache {self.mode} needs an adapter with KV cache support; "
-                           f"{getattr(model, 'adapter_name', type(model).__name__)!r} has none (use --cache none)")
+                           f"{getattr(model, 'adapter_name', type(model).__name__)!r} has none"
+                           f"{': ' + why if why else ''} (use --cache none)")
         self.prompt_index = prompt_index  # (B, L) positions masked out of the unconditional copy
         self.attention_mask = attention_mask  # (B, L) or None
         if cfg.cfg_scale > 0 and attention_mask is not None:
@@ -76,4 +78,5 @@ class CachedForward:
         logits = kv.logits.clone()
         logits[:, start:start + part.shape[1]] = part
         kv.age += 1
-        return logits, part.shape[0] * part.shape[1]
+        rows = part.shape[1] + min(getattr(self.model, "cached_lookback", 0), start)  # Dream: one row before too
+        return logits, part.shape[0] * rows

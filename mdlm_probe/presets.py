@@ -2,7 +2,9 @@
 
 Each preset is one JSON file in `presets/` (package data). Every setting there is `{"value", "source"}`,
 the source naming the file and commit (or paper table) it was read from; a value not published is null with
-source "not published", and the run then falls back to the usual defaults. `apply_preset` merges the
+source "not published" (a score published only where it was not read, such as a PDF table: "not recorded"),
+and the run then falls back to the usual defaults. Run settings (few-shot count, chat template, the lm-eval
+task) sit beside the sampler's. `apply_preset` merges the
 sampler settings: command-line options win over the preset, the preset over the checkpoint sidecar and
 the defaults (it reaches `resolve_sampler` as overrides).
 """
@@ -20,7 +22,12 @@ from .sampler import SamplerConfig
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 SAMPLER_FIELDS = {f.name for f in fields(SamplerConfig)}
-RUN_FIELDS = {"num_fewshot", "chat"}  # settings of the run, not of the sampler
+# Settings of the run, not of the sampler: few-shot count, chat template, and the lm-eval task the number
+# was published with (`lm-eval --preset` runs it when no --tasks is given).
+RUN_FIELDS = {"num_fewshot", "chat", "lm_eval_task"}
+# A null value's source starts with one of these: nobody published it, or it was published where this preset's
+# author could not read it (a table in a PDF), so it is not recorded here.
+NO_VALUE = ("not published", "not recorded")
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class Preset:
     description: str
     settings: dict[str, Any]  # setting -> value (None: not published)
     sources: dict[str, str]  # setting -> where it was published
-    score: dict[str, Any] = field(default_factory=dict)  # value, metric, source
+    score: dict[str, Any] = field(default_factory=dict)  # value (None: not published), metric, source
 
     @property
     def sampler(self) -> dict[str, Any]:
@@ -45,6 +52,18 @@ class Preset:
     @property
     def chat(self) -> bool | None:
         return self.settings.get("chat")
+
+    @property
+    def lm_eval_task(self) -> str | None:
+        return self.settings.get("lm_eval_task")
+
+    @property
+    def score_text(self) -> str:
+        """'69.4 (GSM8K accuracy (%))', or 'not published' / 'not recorded' where no score is."""
+        v = self.score.get("value")
+        if v is None:
+            return next(t for t in NO_VALUE if self.score["source"].startswith(t))
+        return f"{v} ({self.score.get('metric', '')})"
 
 
 def _parse(path: Path) -> Preset:
@@ -65,6 +84,12 @@ def _parse(path: Path) -> Preset:
         settings[k], sources[k] = entry["value"], entry["source"]
     if not isinstance(raw["score"], dict) or "value" not in raw["score"] or not raw["score"].get("source"):
         raise BadInput(f"{where}: the score needs a value and a source")
+    for k, v in settings.items():  # null: not published; a source saying so needs a null value
+        if (v is None) != sources[k].startswith(NO_VALUE):
+            raise BadInput(f"{where}: setting {k!r}: a null value goes with a source 'not published ...', and only then")
+    if (raw["score"]["value"] is None) != raw["score"]["source"].startswith(NO_VALUE):
+        raise BadInput(f"{where}: a null score goes with a source 'not published ...' or 'not recorded ...', "
+                       "and only then")
     p = Preset(name=raw["name"], model=raw["model"], benchmark=raw["benchmark"],
                description=raw.get("description", ""), settings=settings, sources=sources, score=raw["score"])
     try:  # the published settings over the defaults must make a valid sampler

@@ -121,6 +121,22 @@ class TopK:
         return logits.masked_fill(logits < kth, torch.finfo(logits.dtype).min)
 
 
+@dataclass(frozen=True)
+class Upcast:
+    """Fast-dLLM takes the confidence's softmax in float64 whatever the model's dtype; LLaDA's current
+    `generate()` and Dream take it in the logits' own dtype. Last in the `confidence` list, so the rule
+    (and the threshold comparison) runs in this dtype; the proposals are drawn before it."""
+
+    dtype: torch.dtype = torch.float64
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.to(self.dtype)
+
+
+# `SamplerConfig.confidence_dtype` -> the dtype the confidence is computed in (None: the logits' own)
+CONFIDENCE_DTYPES: dict[str, torch.dtype | None] = {"logits": None, "float64": torch.float64}
+
+
 class Processors(NamedTuple):
     propose: list[LogitsProcessor]
     confidence: list[LogitsProcessor]
@@ -151,4 +167,6 @@ def build_processors(cfg, model) -> Processors:
     confidence: list[LogitsProcessor] = []
     if cfg.confidence_eos_eot_inf and (eot is not None or (eos is not None and cfg.temperature == 0)):
         confidence.append(ConfidenceEosEotInf(eos, eot, cfg.temperature))
+    if CONFIDENCE_DTYPES[getattr(cfg, "confidence_dtype", "logits")] is not None:
+        confidence.append(Upcast(CONFIDENCE_DTYPES[cfg.confidence_dtype]))
     return Processors(propose, confidence)

@@ -2,7 +2,9 @@
 
 `build_report(run_dirs, out)` reads eval runs (samples.jsonl), shift runs (shift.jsonl) and failure
 patterns (errors.jsonl, or mined on the fly with `mdlm_probe.miners`) and writes `index.html` plus the
-CSV tables it shows. The page opens from disk with no server and no network: CSS is inline, plots are
+CSV tables it shows. An invariance or frontier folder (invariance.json / frontier.json from `mdlm-probe
+invariance` / `frontier`) adds its own section, and its sub-runs (runs/<variant>/) are read as runs, so
+their cards line up with the fields that differ marked. The page opens from disk with no server and no network: CSS is inline, plots are
 base64 PNGs, nothing links out. Every section appears only when the runs hold its data, otherwise a line
 says what is missing.
 
@@ -43,6 +45,8 @@ MAX_TRAJECTORIES = 4
 MAX_EXAMPLES = 2  # per checkpoint and pattern
 MAX_PATTERN_EXAMPLES = 6  # per pattern, over all checkpoints
 MAX_DIFFS = 6
+MAX_FLIP_DIFFS = 6  # per invariance variant
+STUDY_FILES = {"invariance": "invariance.json", "frontier": "frontier.json"}
 
 
 # ----------------------------------------------------------------------------------------- loading runs
@@ -53,6 +57,55 @@ def read_runs(run_dirs: Sequence[Path | str]) -> list[Run]:
         r.samples = sorted(r.samples, key=lambda x: str(x["id"]))
         r.shift = sorted(r.shift, key=lambda x: str(x["id"]))
     return runs
+
+
+@dataclass
+class Study:
+    """An invariance or frontier folder: its result file and the label of each sub-run (runs/<label>/)."""
+
+    kind: str  # "invariance" or "frontier"
+    dir: Path
+    result: dict[str, Any]
+
+    @property
+    def labels(self) -> list[str]:
+        rows = self.result.get("variants" if self.kind == "invariance" else "modes") or []
+        return [str(r.get("variant" if self.kind == "invariance" else "mode")) for r in rows]
+
+
+def split_studies(run_dirs: Sequence[Path | str]) -> tuple[list[Path | str], list[Study]]:
+    """(plain run directories, invariance/frontier folders), in the order given."""
+    plain, studies = [], []
+    for d in run_dirs:
+        kind = next((k for k, f in STUDY_FILES.items() if (Path(d) / f).is_file()), None)
+        if kind is None:
+            plain.append(d)
+            continue
+        path = Path(d) / STUDY_FILES[kind]
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise BadInput(f"{path}: not readable JSON ({e})") from None
+        if not isinstance(result, dict):
+            raise BadInput(f"{path}: not a {kind} result")
+        studies.append(Study(kind, Path(d), result))
+    return plain, studies
+
+
+def read_runs_and_studies(run_dirs: Sequence[Path | str]) -> tuple[list[Run], list[Study]]:
+    """`read_runs` over the plain run directories and every study's sub-runs, those labelled
+    `<study folder>/<variant>`."""
+    plain, studies = split_studies(run_dirs)
+    subs = {(s.dir / "runs" / label).resolve(): f"{s.dir.name}/{label}" for s in studies for label in s.labels
+            if (s.dir / "runs" / label).is_dir()}
+    runs = read_runs([*plain, *subs])
+    taken = {r.label for r in runs if r.dir.resolve() not in subs}
+    for r in runs:
+        if r.dir.resolve() in subs:
+            label = subs[r.dir.resolve()]
+            r.label = label if label not in taken else f"{label}#{len(taken)}"
+            taken.add(r.label)
+    return runs, studies
 
 
 # ----------------------------------------------------------------------------------------- record helpers
@@ -234,7 +287,9 @@ def accuracy_frame(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", "arm", "benchmark", "id", "correct", "scored"])
 
 
-def section_accuracy(runs: list[Run]) -> dict[str, Any] | None:
+def section_accuracy(runs: list[Run], unpaired_runs: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    """Accuracy per checkpoint and benchmark, and paired comparisons between arms. Arms measured only in
+    `unpaired_runs` (invariance/frontier sub-runs, compared in their own sections) are not paired."""
     df = accuracy_frame(runs)
     df = df[df["scored"]]
     if df.empty:
@@ -251,7 +306,8 @@ def section_accuracy(runs: list[Run]) -> dict[str, Any] | None:
     acc = pd.DataFrame(rows)
     pairs = []
     for bench, g in sorted(df.groupby("benchmark"), key=lambda kv: kv[0]):
-        by_arm = {a: dict(zip(s["id"], s["correct"])) for a, s in g.groupby("arm")}
+        by_arm = {a: dict(zip(s["id"], s["correct"])) for a, s in g.groupby("arm")
+                  if not set(s["run"]) <= unpaired_runs}
         for a, b in combinations(sorted(by_arm), 2):
             ids = sorted(set(by_arm[a]) & set(by_arm[b]))
             if not ids:
@@ -344,6 +400,77 @@ def _shift_figure(table: pd.DataFrame, figure) -> str | None:
     plots.pyplot(report=True)  # the report's fonts
     fig = figure(table.rename(columns={"checkpoint": "ckpt"}).to_dict("records"))
     return plots.png_data_uri(fig) if fig is not None else None
+
+
+# ----------------------------------------------------------------------------------------- section: invariance
+def _ci_text(ci: Sequence[float] | None) -> str:
+    return "" if not ci else f"[{_fmt(float(ci[0]))}, {_fmt(float(ci[1]))}]"
+
+
+def section_invariance(studies: list[Study]) -> dict[str, Any] | None:
+    """Per invariance folder: each variant against the baseline (identical outputs, paired accuracy
+    difference with its bootstrap CI, McNemar p, flips) and the outputs that changed, verdict flips first,
+    as diffs against the baseline's."""
+    items, frames = [], []
+    for st in (s for s in studies if s.kind == "invariance"):
+        res, rows, changed = st.result, [], []
+        for v in res.get("variants") or []:
+            n = int(v.get("n") or 0)
+            same = int(v.get("identical", n))
+            is_base = "diff" not in v  # the baseline: nothing to compare it with
+            rows.append({"variant": v.get("variant"), "settings": json.dumps(v.get("settings"), sort_keys=True),
+                         "n": n, "accuracy": v.get("accuracy"), "accuracy 95% CI": _ci_text(v.get("ci")),
+                         "identical outputs": "" if is_base else f"{same}/{n} ({_pct(v.get('identical_share'))})",
+                         "diff vs base": None if is_base else v["diff"], "diff 95% CI": _ci_text(v.get("diff_ci")),
+                         "McNemar p": v.get("mcnemar_p"),
+                         "base right, variant wrong": ", ".join(map(str, v.get("base_right_variant_wrong") or [])),
+                         "variant right, base wrong": ", ".join(map(str, v.get("variant_right_base_wrong") or []))})
+            flips = sorted(v.get("changed") or [], key=lambda c: (c.get("correct_base") == c.get("correct"), str(c.get("id"))))
+            for c in flips[:MAX_FLIP_DIFFS]:
+                left, right = diff_segments(c.get("text_base") or "", c.get("text") or "")
+                verdict = lambda ok: "right" if ok else "wrong"  # noqa: E731
+                changed.append({"title": f"{v.get('variant')} · {c.get('id')}" + (
+                    " · verdict flips" if c.get("correct_base") != c.get("correct") else " · same verdict"),
+                    "left_label": f"base ({verdict(c.get('correct_base'))})",
+                    "right_label": f"{v.get('variant')} ({verdict(c.get('correct'))})", "left": left, "right": right})
+            if len(flips) > MAX_FLIP_DIFFS:
+                changed.append({"title": f"{v.get('variant')}: {len(flips) - MAX_FLIP_DIFFS} more changed outputs "
+                                         f"in {st.dir / STUDY_FILES['invariance']}", "left": [], "right": [],
+                                "left_label": "", "right_label": ""})
+        df = pd.DataFrame(rows)
+        frames.append(df.assign(study=st.dir.name))
+        items.append({"title": f"{st.dir.name}: {res.get('benchmark')} · {res.get('ckpt')} · limit {res.get('limit')}",
+                      "base": json.dumps(res.get("base"), sort_keys=True), "table": _df_table(df), "changed": changed})
+    if not items:
+        return None
+    return {"studies": items, "frames": {"invariance": pd.concat(frames, ignore_index=True)}}
+
+
+# ----------------------------------------------------------------------------------------- section: frontier
+def section_frontier(studies: list[Study]) -> dict[str, Any] | None:
+    """Per frontier folder: accuracy (Wilson CI) against speed for each mode, Pareto-optimal modes starred,
+    and the plot of both speed measures."""
+    items, frames = [], []
+    for st in (s for s in studies if s.kind == "frontier"):
+        res = st.result
+        modes = res.get("modes") or []
+        star = lambda r, k: "*" if r.get(k) else ""  # noqa: E731
+        rows = [{"mode": r.get("mode"), "n": r.get("n"), "accuracy": r.get("accuracy"),
+                 "accuracy 95% CI": _ci_text(r.get("ci")), "NFE per sample": r.get("nfe_mean"),
+                 "tokens per forward": f"{_fmt(r.get('tokens_per_forward'))}{star(r, 'pareto_tokens_per_forward')}",
+                 "tokens/s": f"{_fmt(r.get('tokens_per_second'))}{star(r, 'pareto_tokens_per_second')}",
+                 "s per sample": r.get("seconds_per_sample")} for r in modes]
+        plot = None
+        if modes:
+            plots.pyplot(report=True)  # the report's fonts
+            plot = plots.png_data_uri(plots.frontier_figure(modes))
+        frames.append(pd.DataFrame([{k: v for k, v in r.items() if k not in ("settings", "ci")} for r in modes])
+                      .assign(study=st.dir.name))
+        items.append({"title": f"{st.dir.name}: {res.get('benchmark')} · {res.get('ckpt')} · limit {res.get('limit')}",
+                      "table": _table(rows), "plot": plot})
+    if not items:
+        return None
+    return {"studies": items, "frames": {"frontier": pd.concat(frames, ignore_index=True)}}
 
 
 # ----------------------------------------------------------------------------------------- section: trajectories
@@ -574,21 +701,24 @@ def _patterns_plot(table: pd.DataFrame, groups: list[PatternGroup]) -> str | Non
 def build_report(run_dirs: Sequence[Path | str], out: Path | str, title: str | None = None,
                  generated: str | None = None) -> Path:
     """Write `out/index.html` and the CSV tables it shows; returns the HTML path."""
-    runs = read_runs(run_dirs)
+    runs, studies = read_runs_and_studies(run_dirs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     glyphs = TokenText()
     runs_s = section_runs(runs)
     cards = section_cards(runs)
-    accuracy = section_accuracy(runs)
+    study_runs = frozenset(r.label for r in runs if r.dir.resolve().parent.parent in {st.dir.resolve() for st in studies})
+    accuracy = section_accuracy(runs, study_runs)
     compare = section_compare(runs)
+    invariance = section_invariance(studies)
+    frontier = section_frontier(studies)
     shift = section_shift(runs)
     patterns, patterns_absent = section_patterns(runs)
     trajectories = section_trajectories(runs, glyphs)
     diffs = section_diffs(runs)
 
     frames = dict(runs_s.pop("frames"))
-    for sec in (cards, accuracy, compare, shift, patterns):
+    for sec in (cards, accuracy, compare, invariance, frontier, shift, patterns):
         if sec:
             frames.update(sec.pop("frames"))
     csv_files = []
@@ -603,14 +733,18 @@ def build_report(run_dirs: Sequence[Path | str], out: Path | str, title: str | N
         pkg_version = "unknown"
     env = jinja2.Environment(loader=jinja2.PackageLoader("mdlm_probe", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    toc = [("runs", "What was run"), ("accuracy", "Accuracy"), ("shift", "Shift sensitivity"),
-           ("patterns", "Failure patterns"), ("trajectories", "Trajectories"), ("diffs", "Diffs")]
+    toc = [("runs", "What was run"), ("accuracy", "Accuracy"),
+           *([("invariance", "Invariance")] if invariance else []), *([("frontier", "Frontier")] if frontier else []),
+           ("shift", "Shift sensitivity"), ("patterns", "Failure patterns"), ("trajectories", "Trajectories"),
+           ("diffs", "Diffs")]
     html = env.get_template("report.html.j2").render(
         title=title or f"mdlm-probe report: {', '.join(r.label for r in runs)}",
         generated=generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        version=pkg_version, n_runs=len(runs), toc=toc, runs=runs_s, cards=cards, accuracy=accuracy, compare=compare, shift=shift,
+        version=pkg_version, n_runs=len(runs), toc=toc, runs=runs_s, cards=cards, accuracy=accuracy, compare=compare,
+        invariance=invariance, frontier=frontier, shift=shift,
         patterns=patterns, patterns_absent=patterns_absent, trajectories=trajectories, diffs=diffs,
-        csv_files=csv_files, run_paths=[str(r.dir) for r in runs], glyph_legend=LEGEND)
+        csv_files=csv_files, run_paths=[str(r.dir) for r in runs] + [str(st.dir) for st in studies],
+        glyph_legend=LEGEND)
     path = out / "index.html"
     path.write_text(html, encoding="utf-8")
     return path

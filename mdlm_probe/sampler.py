@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .decode_state import StepHook, StepState
 from .errors import BadInput
 from .kv_cache import CachedForward
-from .processors import NEG_INF, apply, build_processors
+from .processors import CONFIDENCE_DTYPES, NEG_INF, apply, build_processors
 from .records import decoded_records
 from .schedules import SCHEDULES, Schedule, get_schedule, num_transfer_tokens
 
@@ -44,6 +44,7 @@ class SamplerConfig:
     remasking: str = "low_confidence"
     schedule: str = "llada"  # the per-step commit counts (schedules.py)
     threshold: float | None = None  # Fast-dLLM parallel decoding: commit every proposal at or above this
+    confidence_dtype: str = "logits"  # the confidence's softmax: in the logits' dtype (LLaDA) or float64 (Fast-dLLM)
     cache: str = "none"  # none | prefix (keys/values before the block) | dual (before and after the block)
     cache_refresh: int = 0  # with a cache: full forward every N steps within a block (0 = at block starts only)
     seed: int = 0
@@ -59,7 +60,7 @@ class SamplerConfig:
     # Settings added after runs were first recorded, at the value every earlier run used: `to_dict` leaves
     # them out at that value, so earlier run directories stay resumable and comparable (absent = this).
     ADDED_LATER: ClassVar[dict[str, Any]] = {"schedule": "llada", "top_k": None, "top_p": None, "alg_temp": None,
-                                             "eps": 1e-3}
+                                             "eps": 1e-3, "confidence_dtype": "logits"}
 
     def validate(self) -> "SamplerConfig":
         if self.gen_length <= 0 or self.steps <= 0 or self.block_length <= 0 or self.batch_size <= 0:
@@ -80,6 +81,9 @@ class SamplerConfig:
             raise BadInput("temperature and cfg-scale must be >= 0")
         if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
             raise BadInput(f"threshold {self.threshold} is not in (0, 1]")
+        if self.confidence_dtype not in CONFIDENCE_DTYPES:
+            raise BadInput(f"unknown confidence dtype {self.confidence_dtype!r}; expected one of "
+                           f"{', '.join(CONFIDENCE_DTYPES)}")
         if self.cache not in CACHES:
             raise BadInput(f"unknown cache {self.cache!r}; expected one of {', '.join(CACHES)}")
         if self.cache_refresh < 0:
@@ -270,7 +274,7 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
         conf = conf.masked_fill(~mask_index, NEG_INF)  # only masks compete
         x0 = torch.where(mask_index, x0, st.x)
         if cfg.threshold is not None:  # every proposal at or above it, and at least the best one
-            k = (conf >= cfg.threshold).sum(1).clamp(min=1)
+            k = (conf.double() >= cfg.threshold).sum(1).clamp(min=1)  # in float64: bf16 would read 0.9 as 0.898
         else:
             k = st.plan[:, st.i]
         if cfg.remasking == "origin":

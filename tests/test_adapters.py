@@ -204,7 +204,8 @@ def test_undetectable_config_is_bad_input(tmp_path):
     ("llada", ["--adapter", "mdlm"], "does not fit"),  # a LLaDA config is not an MDLM
     ("tiny-random", ["--adapter", "llada"], "does not fit"),  # the project's own checkpoint
     ("tiny-random", ["--adapter", "masked-lm"], "does not fit"),
-    ("dream", ["--cache", "prefix"], "KV cache"),  # remote families have no block caches
+    # these stand-ins are not laid out like LLaDA/Dream, so their adapters refuse the cache (with the reason)
+    ("dream", ["--cache", "prefix"], "KV cache"),
     ("llada", ["--cache", "dual"], "KV cache"),
 ])
 def test_bad_checkpoint_or_adapter_exits_2(ckpts, tmp_path, capsys, case, args, expect):

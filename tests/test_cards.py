@@ -55,6 +55,7 @@ def test_card_command_prints_markdown(tmp_path, tiny_random, cli, capsys):
     text = capsys.readouterr().out
     assert text.startswith("# Run card: run") and "| field | value |" in text
     assert "| dtype | float32 |" in text and "| overrides.steps | 8 |" in text and "| sampler.steps | 8 |" in text
+    assert "| chat | true |\n| num_fewshot | 0 |" in text  # the prompt format: chat template and shots together
     assert card_markdown(config(out)) .count("\n| ") == text.count("\n| ")
     assert cli("card", str(tmp_path / "nothing")) == 2
 

@@ -162,7 +162,8 @@ def test_sampler_options_are_sampler_config_fields():
     from mdlm_probe.sampler import SamplerConfig
 
     expected = ["gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking", "schedule", "top_k",
-                "top_p", "alg_temp", "eps", "threshold", "cache", "cache_refresh", "seed", "batch_size", "collapse"]
+                "top_p", "alg_temp", "eps", "threshold", "confidence_dtype", "cache", "cache_refresh", "seed", "batch_size",
+                "collapse"]
     assert list(SAMPLER_OPTIONS) == expected
     assert set(expected) <= {f.name for f in fields(SamplerConfig)}
 

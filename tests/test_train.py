@@ -13,6 +13,7 @@ import torch
 
 from mdlm_probe import load_model
 from mdlm_probe.collapse import collapse_ids
+from mdlm_probe.errors import BadInput
 from mdlm_probe.objectives import ce_loss, ctc_loss, mask_canvas
 from mdlm_probe.train import TrainConfig, init_model, make_batch, train
 
@@ -134,3 +135,17 @@ def test_training_progress_reaches_a_log(tmp_path):
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err
     assert "train: 3/3 steps (100%)" in err and "ETA" in err and "ce " in err
+
+
+def test_a_run_saved_before_new_fields_resumes_and_a_changed_one_is_named(tmp_path):
+    """train_config.json from an older mdlm-probe lacks newer fields: they count as their defaults."""
+    cfg = TrainConfig(steps=4, eval_n=0, save_every=2, **SMALL)
+    out = tmp_path / "r"
+    train(cfg, out, progress=False, stop_after=2)
+    saved = json.loads((out / "train_config.json").read_text())
+    for newer in ("lora", "grad_accum", "dtype"):
+        assert saved.pop(newer) == getattr(TrainConfig(), newer)
+    (out / "train_config.json").write_text(json.dumps(saved))
+    assert train(cfg, out, progress=False)["steps"] == 4  # resumed and finished
+    with pytest.raises(BadInput, match=r"different config \(lr\)"):
+        train(TrainConfig(steps=4, eval_n=0, save_every=2, **{**SMALL, "lr": 1e-3}), out, progress=False)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..checkpoints import read_sidecar, resolve
+from ..checkpoints import adapter_base, is_adapter_folder, read_sidecar, resolve
 from ..errors import BadInput
 
 ADAPTERS: dict[str, type["MaskedDiffusionModel"]] = {}
@@ -63,12 +63,17 @@ def describe_checkpoint(ckpt: str | Path, adapter: str | None = None) -> Checkpo
     _register_builtin()
     path = resolve(ckpt)
     sidecar = read_sidecar(path)
-    name = adapter or detect_adapter(path, sidecar)
+    config_path, detect_side = path, sidecar
+    if is_adapter_folder(path):  # a peft LoRA folder: its base's config, and sidecar when its own names no adapter
+        config_path = adapter_base(path, sidecar)
+        if not (sidecar or {}).get("adapter"):
+            detect_side = read_sidecar(config_path)
+    name = adapter or detect_adapter(config_path, detect_side)
     if name not in ADAPTERS:
         raise BadInput(f"unknown adapter {name!r}; expected one of {', '.join(sorted(ADAPTERS))}")
     cls = ADAPTERS[name]
     uses_config = cls.sampler_defaults.__func__ is not MaskedDiffusionModel.sampler_defaults.__func__
-    defaults = cls.sampler_defaults(_read_config(path)) if uses_config else {}
+    defaults = cls.sampler_defaults(_read_config(config_path)) if uses_config else {}
     return CheckpointInfo(path=path, sidecar=sidecar, adapter=name, extra={"sampler_defaults": defaults})
 
 
@@ -246,7 +251,14 @@ def load_model(ckpt: str | Path, adapter: str | None = None, device: str | None 
         if isinstance(dtype, str):
             raise BadInput(f"unknown dtype {dtype!r}")
     try:
-        m = ADAPTERS[name].load(path, sidecar, device=device, dtype=dtype, allow_missing_weights=allow_missing_weights)
+        if is_adapter_folder(path):
+            from .peft_folder import load_adapter_folder  # imports this package: a cycle at the top
+
+            m = load_adapter_folder(path, sidecar, adapter, device=device, dtype=dtype,
+                                    allow_missing_weights=allow_missing_weights)
+        else:
+            m = ADAPTERS[name].load(path, sidecar, device=device, dtype=dtype,
+                                    allow_missing_weights=allow_missing_weights)
     except BadInput:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as e:

@@ -28,6 +28,7 @@ import torch
 
 from ..errors import BadInput
 from . import ADAPTERS, MaskedDiffusionModel, _read_config, check_missing_weights, register, seeded_init
+from .block_forward import LayoutError, find_layout
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,10 @@ class RemoteModel(MaskedDiffusionModel):
     # Why a left-padded batch cannot give each prompt its output alone (None: the forward masks padding; the
     # load-time probe checks that it really does).
     padding_attended: str | None = None
+    # Block KV caches: the layout block_forward.py knows ("llada" | "dream"), or why the family has none.
+    cache_family: str | None = None
+    no_cache_reason = "this family has no cached forward"
+    cached_lookback = 0  # rows before the block a cached step recomputes as well (counted in tokens forwarded)
 
     # ---- detection ----------------------------------------------------------------------------
     @classmethod
@@ -332,6 +337,69 @@ class RemoteModel(MaskedDiffusionModel):
     def vocab_size(self) -> int:
         return int(self.extra["vocab_size"])
 
+    # ---- block KV caches (sampler cache="prefix" | "dual"), by block_forward.py ----------------------------
+    # The family's own forward gives the full step (with hooks keeping the keys/values), and block_forward
+    # re-runs the checkpoint's own modules for the rows a cached step needs. Subclasses say which rows
+    # (`_first_row`), which mask the model really applies (`_cache_mask`) and how raw rows become logits.
+    def _layout(self):
+        """(BlockForward or None, why not) for the module as it is now (a peft wrap re-checks)."""
+        memo = getattr(self, "_layout_memo", None)
+        if memo is None or memo[0] is not self.module:
+            bf, why = None, self.no_cache_reason
+            if self.cache_family is not None:
+                try:
+                    bf, why = find_layout(self.cache_family, self.module), None
+                except LayoutError as e:
+                    why = f"its layout is not the one the cached forward knows ({e})"
+            memo = self._layout_memo = (self.module, bf, why)
+        return memo[1], memo[2]
+
+    @property
+    def cache_refusal(self) -> str | None:
+        """Why `--cache prefix|dual` is refused for this model (None: supported)."""
+        return self._layout()[1]
+
+    @property
+    def supports_cache(self) -> bool:
+        return self.cache_refusal is None
+
+    def _block_forward(self):
+        bf, why = self._layout()
+        if bf is None:
+            raise BadInput(f"--cache prefix|dual is not available for {self.name or self.path} (adapter "
+                           f"{self.adapter_name!r}): {why}; use --cache none")
+        return bf
+
+    def _first_row(self, prefix_len: int) -> int:
+        """The first canvas row a cached step recomputes."""
+        return max(prefix_len - self.cached_lookback, 0)
+
+    def _cache_mask(self, attention_mask):
+        """The mask the family's forward really applies (what the cached rows must attend with)."""
+        return attention_mask
+
+    def _cached_logits(self, raw: torch.Tensor, prefix_len: int) -> torch.Tensor:
+        """Raw logits of rows [_first_row, end) -> logits (B, end - prefix_len, V)."""
+        return raw
+
+    def forward_prefix(self, ids, attention_mask, prefix_len, suffix_start=None):
+        bf = self._block_forward()
+        L, dev, first = ids.shape[1], ids.device, self._first_row(prefix_len)
+        keep = torch.arange(first, device=dev)
+        if suffix_start is not None:
+            keep = torch.cat([keep, torch.arange(suffix_start, L, device=dev)])
+        spare = (L if suffix_start is None else suffix_start) - first  # the rows each cached step runs
+        try:
+            return bf.prefix(self.forward, ids, attention_mask, self._cache_mask(attention_mask), keep, spare)
+        except LayoutError as e:  # the module's forward bypassed a projection the layout names
+            raise BadInput(f"--cache prefix|dual is not available for {self.name or self.path}: {e}") from None
+
+    def forward_cached(self, ids, attention_mask, cache, prefix_len, suffix_start=None):
+        bf = self._block_forward()
+        end = ids.shape[1] if suffix_start is None else suffix_start
+        rows = torch.arange(self._first_row(prefix_len), end, device=ids.device)
+        return self._cached_logits(bf.cached(ids, self._cache_mask(attention_mask), cache, rows), prefix_len)
+
 
 # --------------------------------------------------------------------------------------------- LLaDA
 @register("llada")
@@ -342,9 +410,11 @@ class LLaDAModel(RemoteModel):
     `generate()` does with left padding, and with rotary positions a shift of every real token changes
     nothing. LLaDA's first published modeling file ignores the mask (padding is attended); the load-time
     padding check says so for such a checkpoint. Loads through the transformers-4 compatibility layer above.
+    Block KV caches (`--cache prefix|dual`) drive the checkpoint's own modules (block_forward.LLaDABlocks).
     """
 
     markers = ("llada",)
+    cache_family = "llada"
     MASK, EOS, EOT = 126336, 126081, 126348
     ILLADA_MASK = 5
 
@@ -363,6 +433,11 @@ class LLaDAModel(RemoteModel):
     def forward(self, ids, attention_mask=None):
         return self.module(ids, attention_mask=attention_mask).logits  # (B, L, V)
 
+    def _cache_mask(self, attention_mask):
+        # LLaDA's first published file ignores the mask (the load-time padding check then fails): so do the
+        # cached rows, or they would not match its full forward.
+        return attention_mask if self.extra.get("batch_invariant", True) else None
+
 
 # --------------------------------------------------------------------------------------------- Dream
 @register("dream")
@@ -372,9 +447,14 @@ class DreamModel(RemoteModel):
     Dream's logits[:, i] predict token i + 1, so they are shifted right by one (position 0 keeps its
     own) and the rest of the toolkit never needs to know. With left padding, the mask becomes Dream's
     bool (B, 1, L, L) form and positions count real tokens only, as Dream's `diffusion_generate` does.
+    Block KV caches drive the checkpoint's own modules (block_forward.DreamLayers) with the same positions.
     """
 
     markers = ("dream",)
+    cache_family = "dream"
+    # Position p's logits are row p - 1's output, which must see the current block: that row is recomputed
+    # every cached step (the cache holds the prefix up to it).
+    cached_lookback = 1
     MASK, PAD = 151666, 151643
     # What Dream's `diffusion_generate` uses when the caller does not say: `DreamGenerationConfig.
     # from_model_config(model.config)`, i.e. config.json (not generation_config.json) over the defaults of
@@ -427,6 +507,10 @@ class DreamModel(RemoteModel):
         raw = self.module(ids, mask, position_ids).logits  # (B, L, V), raw[:, i] predicts token i + 1
         return torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
 
+    def _cached_logits(self, raw, prefix_len):
+        # raw rows [p - 1, end) -> positions [p, end), shifted as `forward` shifts (position 0 keeps its own)
+        return torch.cat([raw[:, :1], raw[:, :-1]], dim=1) if prefix_len == 0 else raw[:, :-1]
+
 
 # --------------------------------------------------------------------------------------------- MDLM
 @register("mdlm")
@@ -441,6 +525,8 @@ class MDLMModel(RemoteModel):
     markers = ("mdlm",)
     auto_class = "AutoModelForMaskedLM"
     padding_attended = "MDLM's backbone takes no attention mask (padding is attended)"
+    no_cache_reason = ("MDLM's backbone (a time-conditioned DiT) is called whole and takes no attention mask, "
+                       "so there are no per-layer keys/values to keep or padding to mask")
     MASK, EOS = 50257, 50256
 
     @classmethod
@@ -491,6 +577,8 @@ class MaskedLMModel(RemoteModel):
 
     markers = ("formaskedlm",)
     auto_class = "AutoModelForMaskedLM"
+    no_cache_reason = ("masked LMs of other families (BERT, RoBERTa, ModernBERT, ...) each lay out attention "
+                       "their own way; the cached forward knows LLaDA's and Dream's layouts only")
 
     @classmethod
     def resolve_ids(cls, config, tok, vocab, name):

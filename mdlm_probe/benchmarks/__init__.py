@@ -63,17 +63,20 @@ class Benchmark:
         self.options = options
         self.data_file = Path(data_file) if data_file else self._find_local(data_dir)
 
+    @classmethod
+    def local_file(cls, folder: str | Path) -> Path | None:
+        """The benchmark's file under a data directory laid out like ../shared/data, or None."""
+        folder = Path(folder).expanduser()
+        return next((folder / rel for rel in cls.local_files if (folder / rel).is_file()), None)
+
     def _find_local(self, data_dir: str | Path | None) -> Path | None:
         folder = data_dir or os.environ.get(DATA_ENV)
         if not folder or not self.local_files:
             return None
-        folder = Path(folder).expanduser()
-        for rel in self.local_files:
-            if (folder / rel).is_file():
-                return folder / rel
-        if data_dir is not None:  # asked for explicitly: say what is missing (the variable just falls through)
+        found = self.local_file(folder)
+        if found is None and data_dir is not None:  # asked for explicitly: say what is missing (the variable falls through)
             raise BadInput(f"--data-dir {folder}: no {' or '.join(self.local_files)} in it")
-        return None
+        return found
 
     def load(self) -> list[Sample]:
         raise NotImplementedError

@@ -10,12 +10,13 @@ import typer
 from ..benchmarks import benchmark_names, get_benchmark
 from ..adapters import describe_checkpoint
 from ..checkpoints import DEFAULT_CKPT
-from ..cli import ADAPTER_HELP, ALLOW_MISSING_HELP, BENCHMARK_HELP, CKPT_HELP, console, sampler_options
+from ..cli import ALLOW_MISSING_HELP, BENCHMARK_HELP, CKPT_HELP, console, sampler_options
 from ..errors import BadInput
 from ..evaluate import run_eval
 from ..rundir import default_out
 from ..sampler import resolve_sampler
-from .options import chat_option, data_dir_option, out_option, preset_option, with_preset
+from .options import (adapter_option, chat_option, data_dir_option, device_option, dtype_option, out_option,
+                      preset_option, with_preset)
 
 
 def check_names(ckpt: str, benchmark: str, sampler: dict, predictions: Optional[Path], adapter: Optional[str]) -> None:
@@ -48,9 +49,9 @@ def eval_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run with a different config in --out."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: a bar on a "
                                             "terminal, else a line every few seconds)."),
-    adapter: Optional[str] = typer.Option(None, "--adapter", help=ADAPTER_HELP),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ..."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, float16, float64."),
+    adapter: Optional[str] = adapter_option(),
+    device: Optional[str] = device_option(),
+    dtype: Optional[str] = dtype_option(),
     allow_missing_weights: bool = typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP),
     sampler: dict = None,
 ):

@@ -9,11 +9,11 @@ import typer
 from rich.table import Table
 
 from ..checkpoints import DEFAULT_CKPT
-from ..cli import ADAPTER_HELP, BENCHMARK_HELP, CKPT_HELP, console, sampler_options
+from ..cli import BENCHMARK_HELP, CKPT_HELP, console, sampler_options
 from ..frontier import run_frontier
 from ..rundir import default_out
 from .eval import check_names
-from .options import warnings_to_stderr
+from .options import adapter_option, device_option, dtype_option, warnings_to_stderr
 
 
 @sampler_options
@@ -26,9 +26,9 @@ def frontier(
     limit: Optional[int] = typer.Option(None, "--limit", help="Decode the first N samples only."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for frontier.json / .csv / .png and "
                                        "runs/<mode>/ (default runs/frontier/<bench>-<ckpt>)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ..."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, float16, float64."),
-    adapter: Optional[str] = typer.Option(None, "--adapter", help=ADAPTER_HELP),
+    device: Optional[str] = device_option(),
+    dtype: Optional[str] = dtype_option(),
+    adapter: Optional[str] = adapter_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace sub-runs with a different config."),
     sampler: dict = None,
 ):

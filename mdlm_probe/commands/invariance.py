@@ -10,12 +10,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..checkpoints import DEFAULT_CKPT
-from ..cli import ADAPTER_HELP, BENCHMARK_HELP, CKPT_HELP, console, sampler_options
+from ..cli import BENCHMARK_HELP, CKPT_HELP, console, sampler_options
 from ..invariance import run_invariance
 from ..render import diff_segments
 from ..rundir import default_out
 from .eval import check_names
-from .options import warnings_to_stderr
+from .options import adapter_option, device_option, dtype_option, warnings_to_stderr
 
 
 @sampler_options
@@ -27,9 +27,9 @@ def invariance(
     limit: Optional[int] = typer.Option(None, "--limit", help="Decode the first N samples only."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for invariance.json / .csv and runs/<variant>/ "
                                        "(default runs/invariance/<bench>-<ckpt>)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (unless varied)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, ... (unless varied)."),
-    adapter: Optional[str] = typer.Option(None, "--adapter", help=ADAPTER_HELP),
+    device: Optional[str] = device_option(" (unless varied)."),
+    dtype: Optional[str] = dtype_option(" (unless varied)."),
+    adapter: Optional[str] = adapter_option(),
     boot_seed: int = typer.Option(0, "--boot-seed", help="Bootstrap seed."),
     show_ids: int = typer.Option(5, "--show-ids", help="Changed outputs printed (with their diff) per variant."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace sub-runs with a different config."),

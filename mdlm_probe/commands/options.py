@@ -10,6 +10,7 @@ from typing import Any, Iterator
 import typer
 from rich.console import Console
 
+from ..adapters import adapter_names
 from ..benchmarks import DATA_ENV
 from ..errors import BadInput
 from ..presets import apply_preset, get_preset
@@ -17,6 +18,28 @@ from ..rundir import DEFAULT_CHAT, RUNS_ROOT
 
 # Its own stderr console, not cli's: cli.py may import this module (generate's --chat) without a cycle.
 _err = Console(stderr=True)
+
+
+def choices(names) -> str:
+    """'a, b or c' for a help text."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+ADAPTER_HELP = f"Force an adapter: {choices(adapter_names())}."
+
+
+def adapter_option() -> Any:
+    return typer.Option(None, "--adapter", help=ADAPTER_HELP)
+
+
+def device_option(note: str = "") -> Any:
+    return typer.Option(None, "--device", help=f"cpu, cuda, cuda:1 ...{note}")
+
+
+def dtype_option(note: str = "") -> Any:
+    return typer.Option(None, "--dtype", help="float32, bfloat16, ..." + note if note
+                        else "float32, bfloat16, float16, float64.")
 
 
 def chat_option(default: bool | None = DEFAULT_CHAT) -> Any:

@@ -8,7 +8,8 @@ from rich.table import Table
 from ..cli import console
 from ..presets import load_presets
 
-KEY_SETTINGS = ("gen_length", "steps", "block_length", "threshold", "confidence_eos_eot_inf", "num_fewshot", "chat")
+KEY_SETTINGS = ("gen_length", "steps", "block_length", "threshold", "cache", "remasking", "temperature", "top_p",
+                "confidence_eos_eot_inf", "logits_eos_inf", "num_fewshot", "chat", "lm_eval_task")
 
 
 def presets() -> None:
@@ -16,7 +17,7 @@ def presets() -> None:
     table = Table("preset", "model", "benchmark", "settings", "published score", "source")
     for name, p in sorted(load_presets().items()):
         settings = " ".join(f"{k}={p.settings[k]}" for k in KEY_SETTINGS if p.settings.get(k) is not None)
-        table.add_row(name, p.model, p.benchmark, settings, f"{p.score['value']} ({p.score.get('metric', '')})",
+        table.add_row(name, p.model, p.benchmark, settings, p.score_text,
                       p.score["source"])
     console.print(table)
 

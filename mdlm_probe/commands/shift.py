@@ -12,12 +12,13 @@ from rich.text import Text
 from .. import shift as lib
 from ..adapters import load_model
 from ..checkpoints import DEFAULT_CKPT
-from ..cli import ADAPTER_HELP, ALLOW_MISSING_HELP, BENCHMARK_HELP, CKPT_HELP, console, err_console, sampler_options
+from ..cli import ALLOW_MISSING_HELP, BENCHMARK_HELP, CKPT_HELP, console, err_console, sampler_options
 from ..errors import BadInput
 from ..judge import Judge
 from ..render import diff_segments, legend_text, model_glyphs
 from ..rundir import default_out
-from .options import chat_option, data_dir_option, out_option, preset_option, with_preset
+from .options import (adapter_option, chat_option, data_dir_option, device_option, dtype_option, out_option,
+                      preset_option, with_preset)
 
 
 def _floats(s: str, opt: str) -> list[float]:
@@ -58,9 +59,9 @@ def shift(
     judge_url: Optional[str] = typer.Option(None, "--judge-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."),
     judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Model name served at --judge-url."),
     judge_timeout: float = typer.Option(60.0, "--judge-timeout", help="Seconds per judge request."),
-    adapter: Optional[str] = typer.Option(None, "--adapter", help=ADAPTER_HELP),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ..."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, float16, float64."),
+    adapter: Optional[str] = adapter_option(),
+    device: Optional[str] = device_option(),
+    dtype: Optional[str] = dtype_option(),
     allow_missing_weights: bool = typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP),
     sampler: dict = None,
 ):
