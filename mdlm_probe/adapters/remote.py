@@ -525,7 +525,7 @@ class MDLMModel(RemoteModel):
     markers = ("mdlm",)
     auto_class = "AutoModelForMaskedLM"
     padding_attended = "MDLM's backbone takes no attention mask (padding is attended)"
-    no_cache_reason = ("MDLM's backbone (a time-conditioned DiT) is called whole and takes no attention mask, "
+    no_cache_reason = ("MDLM's backbone (a DiT) is called whole and takes no attention mask, "
                        "so there are no per-layer keys/values to keep or padding to mask")
     MASK, EOS = 50257, 50256
 
