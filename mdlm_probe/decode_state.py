@@ -34,7 +34,7 @@ class StepState:
     """
 
     x: torch.Tensor  # (B, P + G) the canvas
-    logits: torch.Tensor | None  # (B, P + G, V) of the step just taken, as the remasking rule scored them
+    logits: torch.Tensor | None  # (B, R, V) of the step just taken, as the rule scored them (rows: sampler.scored_rows)
     step: int  # global step index, 0-based, of the step just taken
     block: int
     prompt_len: int

@@ -193,6 +193,20 @@ def sample_positions(conf: torch.Tensor, k: torch.Tensor, alg_temp: float) -> to
     return transfer
 
 
+def scored_rows(mask_index: torch.Tensor, end: int, cfg: SamplerConfig) -> slice:
+    """The canvas rows a step scores: from the first row that holds a mask to the block's end.
+
+    No proposal or confidence outside them is ever used (rows before hold no mask, rows after wait for later
+    blocks), so the processors and the softmax skip them: with a long prompt and a KV cache those passes over
+    (B, L, V) were most of the time outside the forward. At T > 0 or with random remasking every row is scored,
+    because the reference draws its noise over the whole canvas and the draws must stay the same."""
+    L = mask_index.shape[1]
+    if cfg.temperature > 0 or cfg.remasking == "random":
+        return slice(0, L)
+    first = mask_index[:, :end].any(0).nonzero()
+    return slice(int(first[0]) if len(first) else end - 1, end)
+
+
 # ----------------------------------------------------------------------------------------- the loop
 @dataclass
 class Decoded:
@@ -261,15 +275,19 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
         mask_index = st.x == mask_id  # (B, L)
         logits, n = forward(st.x, end - cfg.block_length, end)  # (B, L, V)
         st.nfe, st.tokens_forwarded = st.nfe + 1, st.tokens_forwarded + n
-        logits = apply(edits.propose, logits)
+        rows = scored_rows(mask_index, end, cfg)  # the rows that can commit (all of them at T > 0)
+        logits = apply(edits.propose, logits[:, rows])  # (B, R, V)
         due = mask_index
         if cfg.remasking == "origin":  # Dream draws which masks commit first, then proposals for those only
             due = mask_index.clone()
             due[:, end:] = False
             due[due.clone()] = torch.rand(int(due.sum()), device=dev) < schedule.p_transfer(st.i, steps, dev)
-        x0 = propose(logits, due, cfg.temperature, schedule.proposals)  # (B, L)
+        x0 = st.x.clone()
+        x0[:, rows] = propose(logits, due[:, rows], cfg.temperature, schedule.proposals)  # (B, L)
         st.logits = logits = apply(edits.confidence, logits)
-        conf = rule(logits, x0)  # (B, L)
+        part = rule(logits, x0[:, rows])  # (B, R)
+        conf = part.new_full(x0.shape, NEG_INF)
+        conf[:, rows] = part
         conf[:, end:] = NEG_INF  # later blocks wait
         conf = conf.masked_fill(~mask_index, NEG_INF)  # only masks compete
         x0 = torch.where(mask_index, x0, st.x)

@@ -681,3 +681,36 @@ def test_cli_generate_on_a_checkpoint_without_sidecar_needs_no_block_length(tmp_
     assert rc == 0, capsys.readouterr().err
     rec = json.loads(out.read_text().splitlines()[0])
     assert (rec["sampler"]["block_length"], rec["nfe"], len(rec["output_ids"])) == (8, 8, 8)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(gen_length=16, steps=16, block_length=4),
+    dict(gen_length=16, steps=8, block_length=8, threshold=0.5, cache="dual"),
+    dict(gen_length=12, steps=6, block_length=6, cfg_scale=1.5, remasking="low_confidence"),
+])
+def test_scoring_only_the_rows_that_can_commit_changes_nothing(tiny_random, monkeypatch, settings):
+    """At T = 0 a step scores rows [first mask, block end) only; scoring every row must give the same decode."""
+    import mdlm_probe.sampler as sampler_mod
+
+    prompts = ["x", "Ann has 10 pens. She buys 3.", "12+30="]  # left padding: the shortest prompt starts late
+    cfg = SamplerConfig(**settings, batch_size=3)
+    widths = []
+    scored = generate(tiny_random, prompts, cfg, hooks=[lambda st: widths.append(st.logits.shape[1])])
+    full = sampler_mod.scored_rows
+    monkeypatch.setattr(sampler_mod, "scored_rows", lambda m, end, c: slice(0, m.shape[1]))
+    every = generate(tiny_random, prompts, cfg)
+    monkeypatch.setattr(sampler_mod, "scored_rows", full)
+    for a, b in zip(scored, every):
+        assert a["raw_text"] == b["raw_text"] and a["trajectory"] == b["trajectory"] and a["nfe"] == b["nfe"]
+    L = len(tiny_random.tokenizer(prompts[1], add_special_tokens=False)["input_ids"]) + settings["gen_length"]
+    assert max(widths) <= settings["block_length"] * (settings["gen_length"] // settings["block_length"])
+    assert max(widths) < L  # the prompt rows were skipped
+
+
+def test_sampling_at_a_temperature_scores_every_row(tiny_random):
+    """T > 0: the reference draws Gumbel noise over the whole canvas, so every row is scored (same draws)."""
+    widths = []
+    cfg = SamplerConfig(gen_length=8, steps=8, block_length=4, temperature=0.7, seed=3)
+    generate(tiny_random, ["12+30="], cfg, hooks=[lambda st: widths.append(st.logits.shape[1])])
+    L = len(tiny_random.tokenizer("12+30=", add_special_tokens=False)["input_ids"]) + 8
+    assert set(widths) == {L}
