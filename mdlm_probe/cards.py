@@ -34,7 +34,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the checkout, when the package runs from one
 
 
-def _sha(data: bytes) -> str:
+def short_sha256(data: bytes) -> str:
+    """The first 16 hex digits of sha256: how run cards, sidecars and configs name a file's content."""
     return hashlib.sha256(data).hexdigest()[:16]
 
 
@@ -87,7 +88,7 @@ def tokenizer_hashes(folder: Path | str | None) -> tuple[str | None, str | None]
             template = None
     if template is not None and not isinstance(template, str):
         template = json.dumps(template, sort_keys=True)
-    return (h.hexdigest()[:16] if found else None), (_sha(template.encode()) if template else None)
+    return (h.hexdigest()[:16] if found else None), (short_sha256(template.encode()) if template else None)
 
 
 def build_card(*, benchmark: str, checkpoint: Path | str | None, checkpoint_hash: str | None, dtype: str | None,

@@ -25,7 +25,7 @@ import torch
 from . import synthetic
 from .adapters import describe_checkpoint, load_model
 from .benchmarks import Benchmark, Sample, get_benchmark
-from .cards import build_card
+from .cards import build_card, short_sha256
 from .checkpoints import checkpoint_hash
 from .errors import BadInput
 from .miners import eos_flood
@@ -410,7 +410,7 @@ def _run_predictions(bench: Benchmark, every: list[Sample], samples: list[Sample
         raise BadInput(f"{path}: none of its ids is among the first {len(samples)} {bench.name} samples (--limit)")
     k = 0 if num_fewshot is None else num_fewshot
     name = f"predictions:{path.name}"
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    digest = short_sha256(path.read_bytes())
     config = {"command": "eval", "benchmark": bench.name, "ckpt": name, "checkpoint_hash": None,
               "data_source": bench.data_source(), "benchmark_options": bench.options, "n_planned": len(chosen),
               "num_fewshot": k, "predictions": str(path), "predictions_sha256": digest, "sampler": None,

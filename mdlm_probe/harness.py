@@ -30,7 +30,7 @@ from .adapters import MaskedDiffusionModel, load_model
 from .benchmarks import go_offline, hub_reachable
 from .cards import build_card
 from .checkpoints import checkpoint_hash
-from .errors import BadInput
+from .errors import BadInput, first_line
 from .presets import apply_preset, get_preset
 from .sampler import SamplerConfig, diffuse, generate, resolve_sampler
 from .scoring import cut_at_stops
@@ -480,7 +480,7 @@ def run_lm_eval_cli(argv: Iterable[str], preset: str | None = None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except _connection_errors() as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise BadInput(f"lm-eval could not fetch a task's data ({first}); {OFFLINE_HINT}") from None
     finally:
         sys.argv = saved

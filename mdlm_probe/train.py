@@ -14,14 +14,12 @@ checkpoint in OUT/merged) + the `mdlm_probe.json` sidecar.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import math
 import os
 import random
 import shutil
-import subprocess
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -33,6 +31,7 @@ import torch
 from . import synthetic
 from .adapters import MaskedDiffusionModel, _quiet_transformers, load_model
 from .adapters.local import LocalModel
+from .cards import code_version, short_sha256
 from .checkpoints import OBJECTIVES, SIDECAR, write_sidecar
 from .errors import BadInput
 from .objectives import ce_canvas, ce_ctc_losses, ce_loss, mask_canvas, slack_canvas
@@ -197,7 +196,7 @@ def data_hash(data: str) -> str:
     p = Path(data)
     if not p.is_file():
         return data
-    return "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+    return "sha256:" + short_sha256(p.read_bytes())
 
 
 Example = tuple[list[int], list[int]]  # (prompt ids, target ids = response + EOS)
@@ -416,14 +415,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
 
-def code_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -619,7 +610,7 @@ def finish(model, cfg: TrainConfig, out: Path, train_seconds: float, run: dict[s
         "dtype": cfg.dtype,
         "train_seconds": round(train_seconds, 1),
         "device": _device_name(cfg.device),
-        "code_commit": code_commit(),
+        "code_commit": code_version()[0],
         "max_length": model.max_length,
         "vocab_size": int(_base(module).get_input_embeddings().weight.shape[0]),
         "lora": run.get("lora"),

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 
 from ..checkpoints import adapter_base, is_adapter_folder, read_sidecar, resolve
-from ..errors import BadInput
+from ..errors import BadInput, first_line
 
 ADAPTERS: dict[str, type["MaskedDiffusionModel"]] = {}
 
@@ -182,7 +182,7 @@ def _read_config(path: Path | str) -> dict:
     try:
         return AutoConfig.from_pretrained(path, trust_remote_code=True).to_dict()
     except Exception as e:  # noqa: BLE001 - any Hub failure is the user's input
-        raise BadInput(f"cannot load checkpoint {path!r}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+        raise BadInput(f"cannot load checkpoint {path!r}: {first_line(e, with_type=True)}") from None
 
 
 def detect_adapter(path: Path | str, sidecar: dict | None) -> str:
@@ -262,7 +262,7 @@ def load_model(ckpt: str | Path, adapter: str | None = None, device: str | None 
     except BadInput:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise BadInput(f"cannot load checkpoint {ckpt} with adapter {name!r}: {first}") from None
     m.name = (sidecar or {}).get("name") or (path.name if isinstance(path, Path) else str(path))
     m.path, m.sidecar = path, sidecar

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from ..checkpoints import adapter_base
-from ..errors import BadInput
+from ..errors import BadInput, first_line
 from ..slack_token import SLACK_TOKEN, add_slack_token
 from . import MaskedDiffusionModel, load_model
 
@@ -46,7 +46,7 @@ def load_adapter_folder(folder: Path, sidecar: dict | None, adapter: str | None 
         try:
             tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
         except Exception as e:  # noqa: BLE001 - any tokenizer failure is the folder's
-            raise BadInput(f"cannot load the tokenizer of {folder}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+            raise BadInput(f"cannot load the tokenizer of {folder}: {first_line(e, with_type=True)}") from None
         if slack is not None and tok.convert_tokens_to_ids(SLACK_TOKEN) != slack:
             raise BadInput(f"adapter folder {folder}: its tokenizer does not give {SLACK_TOKEN} id {slack}")
         m.tokenizer = tok
@@ -55,7 +55,7 @@ def load_adapter_folder(folder: Path, sidecar: dict | None, adapter: str | None 
             warnings.simplefilter("ignore", FutureWarning)
             m.module = PeftModel.from_pretrained(m.module, str(folder)).merge_and_unload()
     except Exception as e:  # noqa: BLE001 - a mismatched or corrupt adapter is the user's input
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise BadInput(f"cannot apply the adapter in {folder} to {base}: {first}") from None
     if slack is not None:
         m.slack_id = slack

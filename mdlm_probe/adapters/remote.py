@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ..errors import BadInput
+from ..errors import BadInput, first_line
 from . import ADAPTERS, MaskedDiffusionModel, _read_config, check_missing_weights, register, seeded_init
 from .block_forward import LayoutError, find_layout
 
@@ -40,11 +40,6 @@ HUB_NAMES = {
 }
 SPECIFIC = ("llada", "dream", "mdlm")  # families a config names unambiguously
 NEG_INF = float("-inf")
-
-
-def _first_line(e: BaseException) -> str:
-    s = str(e).strip()
-    return f"{type(e).__name__}: {s.splitlines()[0]}" if s else type(e).__name__
 
 
 def _config_names(config: dict) -> list[str]:
@@ -261,7 +256,7 @@ class RemoteModel(MaskedDiffusionModel):
         except BadInput:
             raise
         except Exception as e:  # noqa: BLE001 - any load failure (missing file, wrong class, missing dep) is input
-            raise BadInput(f"cannot load {path} with adapter {cls.adapter_name!r}: {_first_line(e)}") from None
+            raise BadInput(f"cannot load {path} with adapter {cls.adapter_name!r}: {first_line(e, with_type=True)}") from None
         _restore_use_cache(module, config)
         missing = sorted(set(info.get("missing_keys") or []) | {k[0] if isinstance(k, tuple) else k
                                                                   for k in info.get("mismatched_keys") or []})
@@ -274,7 +269,7 @@ class RemoteModel(MaskedDiffusionModel):
         try:
             return AutoTokenizer.from_pretrained(path, trust_remote_code=True)
         except Exception as e:  # noqa: BLE001
-            raise BadInput(f"cannot load the tokenizer of {path}: {_first_line(e)}") from None
+            raise BadInput(f"cannot load the tokenizer of {path}: {first_line(e, with_type=True)}") from None
 
     def _probe(self, path) -> int:
         """One forward pass on two tokens: a wrong adapter fails here, with one line. Returns V."""
@@ -288,7 +283,7 @@ class RemoteModel(MaskedDiffusionModel):
         except BadInput:
             raise
         except Exception as e:  # noqa: BLE001 - the module does not take this family's call
-            raise BadInput(f"adapter {self.adapter_name!r} does not fit {path}: {_first_line(e)}") from None
+            raise BadInput(f"adapter {self.adapter_name!r} does not fit {path}: {first_line(e, with_type=True)}") from None
         return int(out.shape[-1])
 
     def _check_padding(self, path) -> bool:
@@ -539,7 +534,7 @@ class MDLMModel(RemoteModel):
             try:
                 return AutoTokenizer.from_pretrained("gpt2")
             except Exception as e:  # noqa: BLE001
-                raise BadInput(f"{path} has no tokenizer and GPT-2's could not be loaded: {_first_line(e)}") from None
+                raise BadInput(f"{path} has no tokenizer and GPT-2's could not be loaded: {first_line(e, with_type=True)}") from None
 
     @classmethod
     def resolve_ids(cls, config, tok, vocab, name):

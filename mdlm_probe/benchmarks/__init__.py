@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from ..errors import BadInput
+from ..errors import BadInput, first_line
 
 BENCHMARKS: dict[str, type["Benchmark"]] = {}
 DATA_ENV = "MDLM_PROBE_DATA"
@@ -109,7 +109,7 @@ class Benchmark:
         except Exception as e:  # noqa: BLE001 - offline, gated, renamed ...: all the user's to fix
             if hub_offline():
                 raise BadInput(f"{what} is not in the local Hub cache and the Hub is offline; {fix}") from None
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise BadInput(f"cannot load {what} from the Hub: {first}; {fix}") from None
 
 
