@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from mdlm_probe.errors import BadInput
-from mdlm_probe.stats import paired_bootstrap, wilson
+from mdlm_probe.core.exceptions import BadInput
+from mdlm_probe.core.stats import paired_bootstrap, wilson
 
 
 def modes_for(threshold: float) -> dict[str, dict]:
@@ -61,9 +61,9 @@ def main(argv=None) -> int:
 
 def bench(args) -> int:
     from mdlm_probe.adapters import load_model
-    from mdlm_probe.benchmarks import get_benchmark
-    from mdlm_probe.evaluate import build_records
-    from mdlm_probe.sampler import resolve_sampler
+    from mdlm_probe.tasks.benchmarks import get_benchmark
+    from mdlm_probe.runs.evaluate import build_records
+    from mdlm_probe.decoding import resolve_sampler
 
     if args.threads:
         torch.set_num_threads(args.threads)

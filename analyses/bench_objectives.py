@@ -27,7 +27,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mdlm_probe.objectives import ce_ctc_losses, ce_loss, ctc_loss, surface_ctc_nll
+from mdlm_probe.tasks.objectives import ce_ctc_losses, ce_loss, ctc_loss, surface_ctc_nll
 
 SLACK = 2
 OBJECTIVES = ("ce", "ctc+ce surface", "ctc+ce ctc")

@@ -11,7 +11,7 @@ itself does: remasking rules, top-k, bookkeeping, records.
     python analyses/bench_sampler.py --shape llada-small --threads 1              # CPU, LLaDA's architecture
     python analyses/bench_sampler.py --shape llada-8b --device cuda --gen-length 256 --block-length 32
 
-`--shape` builds random weights in memory with the real architectures (tests/arch_checkpoints.py's `arch_model`:
+`--shape` builds random weights in memory with the real architectures (tests/helpers/arch_checkpoints.py's `arch_model`:
 LLaDA's modeling layout, or Dream's Qwen2 layout, run through the llada / dream adapters and their caches):
 `llada-small` and `dream-small` (about 4M parameters, CPU), `llada-8b` and `dream-7b` (the released models'
 shapes, bf16, GPU only). `--head-scale` multiplies the output layer so that random weights make confident
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import torch
 
-from mdlm_probe.errors import BadInput
-from mdlm_probe.sampler import SamplerConfig, generate
+from mdlm_probe.core.exceptions import BadInput
+from mdlm_probe.decoding import SamplerConfig, generate
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # arch_checkpoints: the shape builders
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))  # arch_checkpoints: the shape builders
 
 # family, config overrides (field names of the published config.json), GPU only
 SHAPES = {

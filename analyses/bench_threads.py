@@ -4,7 +4,7 @@
 
 Each measurement runs in a fresh process (thread pools are set once per process) with OMP_NUM_THREADS unset
 and the thread count set explicitly: the usable cores (what torch picks when nobody says) or 1 (what
-`mdlm-probe` picks without `--threads`, `mdlm_probe.workers.choose_threads`). It times `generate` per prompt (one prompt at a time, as a person trying prompts would) and a
+`mdlm-probe` picks without `--threads`, `mdlm_probe.core.workers.choose_threads`). It times `generate` per prompt (one prompt at a time, as a person trying prompts would) and a
 synthetic eval of `--eval-n` problems (batches of the sidecar's batch size), first on the machine as found
 (its 1-minute load average is printed: "idle" only when that is near 0), then with `--load` busy-looping
 processes added (default: one per core), standing in for other jobs sharing the machine. Prints a markdown
@@ -20,14 +20,14 @@ import statistics
 import subprocess
 import sys
 
-from mdlm_probe.workers import choose_threads, usable_cores
+from mdlm_probe.core.workers import choose_threads, usable_cores
 
 CHILD = r"""
 import json, sys, tempfile, time
 from mdlm_probe import load_model
-from mdlm_probe.evaluate import run_eval
-from mdlm_probe.sampler import generate, resolve_sampler
-from mdlm_probe.workers import set_threads
+from mdlm_probe.runs.evaluate import run_eval
+from mdlm_probe.decoding import generate, resolve_sampler
+from mdlm_probe.core.workers import set_threads
 import torch
 
 ckpt, threads, n_prompts, eval_n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

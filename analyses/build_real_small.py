@@ -4,12 +4,12 @@
                                             [--vocab 320] [--seed 0]
 
 The tokenizer is a byte-pair encoding trained here with `tokenizers` on synthetic problems and solutions
-(mdlm_probe/synthetic.py): words become subword tokens, every digit is its own token (as in Qwen2's,
+(mdlm_probe/tasks/synthetic.py): words become subword tokens, every digit is its own token (as in Qwen2's,
 hence Dream's, pre-tokenizer), whitespace runs are tokens, so decoding is exact. Special tokens as LLaDA
 names them: <|endoftext|> (EOS, id 0), <|eot_id|> (1), <|mdm_mask|> (2), <|start_header_id|>,
 <|end_header_id|>, and a LLaDA-style chat template. The embedding is padded to `--vocab` rows past the
 tokenizer (LLaDA-8B pads 126,464), so `<slack>` later takes a spare row. The weights are random
-(tests/arch_checkpoints.py: LLaDA's published config fields and state-dict names, the modeling file the
+(tests/helpers/arch_checkpoints.py: LLaDA's published config fields and state-dict names, the modeling file the
 project tests with); `mdlm-probe train --init OUT` pretrains them (analyses/train_real_small.sh).
 """
 
@@ -20,14 +20,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))
 
 from arch_checkpoints import llada_arch_checkpoint  # noqa: E402 - tests/ is not a package
 from safetensors.torch import load_file  # noqa: E402
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 from transformers import PreTrainedTokenizerFast  # noqa: E402
 
-from mdlm_probe import synthetic  # noqa: E402
+from mdlm_probe.tasks import synthetic  # noqa: E402
 
 SPECIALS = ["<|endoftext|>", "<|eot_id|>", "<|mdm_mask|>", "<|start_header_id|>", "<|end_header_id|>"]
 CHAT_TEMPLATE = ("{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"

@@ -1,5 +1,5 @@
-"""Check, with LLaDA's and Dream's PUBLISHED modeling files, what tests/test_remote_cache.py checks with the
-project's test modeling files: the architecture checkpoints (tests/arch_checkpoints.py) load with the same
+"""Check, with LLaDA's and Dream's PUBLISHED modeling files, what tests/decoding/test_remote_cache.py checks with the
+project's test modeling files: the architecture checkpoints (tests/helpers/arch_checkpoints.py) load with the same
 logits, and the llada/dream adapters' block KV caches equal the full forward.
 
 The published files are not shipped; point the script at copies (the ones used, by git blob):
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))
 from arch_checkpoints import dream_arch_checkpoint, llada_arch_checkpoint  # noqa: E402  (tests/ helper)
 
 from mdlm_probe import load_model  # noqa: E402

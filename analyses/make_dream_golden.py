@@ -12,7 +12,7 @@ separate folder, with this environment's torch, so the project's environment is 
         huggingface_hub==0.26.2
     python analyses/make_dream_golden.py --ref /tmp/dream_ref/generation_utils.py --site /tmp/dream_ref/site
 
-The checkpoint is tests/dream_golden_checkpoint.py's (the test builds the same one): the project's Dream
+The checkpoint is tests/helpers/dream_golden_checkpoint.py's (the test builds the same one): the project's Dream
 stand-in with seeded weights. This script builds it here (transformers 5), then a subprocess under
 transformers 4.46.2 loads it with `trust_remote_code=True`, mixes `DreamGenerationMixin` into its class
 (as Dream's `DreamModel` does) and calls `diffusion_generate` with Dream's own defaults for everything a
@@ -139,7 +139,7 @@ def main() -> None:
     blob = git_blob(Path(a.ref).read_bytes())
     if blob != SOURCE["blob"]:
         sys.exit(f"{a.ref} is blob {blob}, not {SOURCE['blob']} ({SOURCE['repository']} {SOURCE['path']})")
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "helpers"))
     import dream_golden_checkpoint as ckpt  # tests/ helper: the checkpoint the test builds
 
     todo = cases()
@@ -158,7 +158,7 @@ def main() -> None:
     by_name = {r["name"]: r for r in ref["results"]}
     fixture = {
         "about": "Token ids from Dream's released diffusion_generate (DreamGenerationMixin._sample) on the "
-                 "checkpoint tests/dream_golden_checkpoint.py builds; per-row reading for batches (each row "
+                 "checkpoint tests/helpers/dream_golden_checkpoint.py builds; per-row reading for batches (each row "
                  "run alone with its left padding). Made by analyses/make_dream_golden.py.",
         "source": SOURCE,
         "reference_torch": ref["torch"],

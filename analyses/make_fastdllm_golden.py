@@ -11,7 +11,7 @@ transformers 4.49.0, so it runs in a separate virtual environment that borrows t
     python analyses/make_fastdllm_golden.py --ref /tmp/fastdllm/llada --python /tmp/fastdllm-venv/bin/python
 
 (the script checks the git blob hashes of the three reference files). This side (transformers 5) builds the
-checkpoint the test builds (`tests/test_fastdllm_golden.py::build_checkpoint`: the project's LLaDA-architecture
+checkpoint the test builds (`tests/decoding/test_fastdllm_golden.py::build_checkpoint`: the project's LLaDA-architecture
 builder, float64, with the output row of [MASK] zeroed and the output layer scaled so that proposals are
 confident enough for the 0.9 threshold to fire). The worker, under the other interpreter, copies it to a scratch
 folder whose config points at Fast-dLLM's modeling file instead of the project's, loads it with
@@ -143,7 +143,7 @@ def main() -> None:
     for f, blob in SOURCE["files"].items():
         if git_blob((ref.parent / f).read_bytes()) != blob:
             sys.exit(f"{ref.parent / f} is not blob {blob} of {SOURCE['repository']}@{SOURCE['commit'][:7]}")
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path[:0] = [str(ROOT / "tests" / "decoding"), str(ROOT / "tests" / "helpers")]
     import test_fastdllm_golden as golden  # the checkpoint and prompts the test uses
 
     todo = cases(golden.PROMPTS)
@@ -161,7 +161,7 @@ def main() -> None:
     fixture = {
         "about": "Token ids from Fast-dLLM's released LLaDA decoders (llada/generate.py with its modeling file), "
                  "temperature 0, each prompt alone, float64, on the checkpoint "
-                 "tests/test_fastdllm_golden.py::build_checkpoint builds. Made by analyses/make_fastdllm_golden.py.",
+                 "tests/decoding/test_fastdllm_golden.py::build_checkpoint builds. Made by analyses/make_fastdllm_golden.py.",
         "source": SOURCE,
         "reference_torch": out["torch"],
         "checkpoint": golden.CHECKPOINT,

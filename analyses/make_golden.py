@@ -122,7 +122,7 @@ def main() -> None:
     if not hasattr(ref, "EOS_ID") or not hasattr(ref, "EOT_ID"):
         raise SystemExit(f"{args.ref}: replace the hard-coded EOS/EoT ids by EOS_ID / EOT_ID first")
     ref.EOS_ID, ref.EOT_ID = model.eos_id, model.eot_id
-    from mdlm_probe.checkpoints import checkpoint_hash
+    from mdlm_probe.core.checkpoints import checkpoint_hash
 
     cases = []
     for name, (prompts, settings) in CASES.items():

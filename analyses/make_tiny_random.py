@@ -7,9 +7,9 @@ It gives tests (and users before training) a model every command can run. Usage:
 import sys
 from pathlib import Path
 
-from mdlm_probe.checkpoints import SHIPPED_DIR, write_sidecar
-from mdlm_probe.tiny_model import TinyConfig, build_tiny_model
-from mdlm_probe.tokenizer import SLACK, build_char_tokenizer
+from mdlm_probe.core.checkpoints import SHIPPED_DIR, write_sidecar
+from mdlm_probe.adapters.tiny_model import TinyConfig, build_tiny_model
+from mdlm_probe.adapters.tokenizer import SLACK, build_char_tokenizer
 
 
 def make(out: Path, n_layer: int = 2, n_embd: int = 64, seed: int = 0) -> Path:

@@ -2,7 +2,7 @@
 
 The cases live in tests/fixtures/miners/<pattern>.jsonl: records (`text`, `reference`, `prompt`, and
 `raw_text` where needed) with `label` {pattern: bool} and a `source` (a real model output or handwritten).
-Loading and scoring are `mdlm_probe.miners.load_labelled` and `detector_quality`; this script prints them.
+Loading and scoring are `mdlm_probe.runs.miners.load_labelled` and `detector_quality`; this script prints them.
 Usage:  python analyses/miner_quality.py [FIXTURE_DIR] [--errors]   (--errors lists every miss)
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mdlm_probe.miners import detector_quality, load_labelled
+from mdlm_probe.runs.miners import detector_quality, load_labelled
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "miners"
 

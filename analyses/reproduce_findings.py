@@ -3,7 +3,7 @@
     python analyses/reproduce_findings.py [--out runs/findings] [--n 1000] [--n-shift N] [--ckpt tiny-ce-ft --ckpt tiny-ctc ...]
 
 Steps (each resumable; a rerun skips finished decodes):
-  1. `mdlm_probe.demo.run_demo` with study sizes: eval on N held-out synthetic problems per checkpoint,
+  1. `mdlm_probe.report.demo.run_demo` with study sizes: eval on N held-out synthetic problems per checkpoint,
      a shift sweep (insert, delete at 1% and 5% of the canvas, at half-committed) on the first --n-shift of them,
      errors, compare (the first checkpoint against the others), report.
   2. Every eval run scored again under the other collapse map (no decoding: records keep both
@@ -29,10 +29,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mdlm_probe import miners  # noqa: E402
-from mdlm_probe.demo import DEFAULT_CKPTS, DemoConfig, run_demo  # noqa: E402
-from mdlm_probe.records import RecordWriter, read_records  # noqa: E402
-from mdlm_probe.stats import paired_bootstrap, wilson  # noqa: E402
+from mdlm_probe.runs import miners  # noqa: E402
+from mdlm_probe.report.demo import DEFAULT_CKPTS, DemoConfig, run_demo  # noqa: E402
+from mdlm_probe.core.records import RecordWriter, read_records  # noqa: E402
+from mdlm_probe.core.stats import paired_bootstrap, wilson  # noqa: E402
 
 MAPS = ("surface", "ctc")
 
@@ -40,7 +40,7 @@ MAPS = ("surface", "ctc")
 # ----------------------------------------------------------------------------------------- rescoring
 def rescore_run(src: Path, dst: Path, how: str) -> Path:
     """A copy of the eval run `src` scored under collapse map `how` (same decodes, other `text`)."""
-    from mdlm_probe.benchmarks import get_benchmark
+    from mdlm_probe.tasks.benchmarks import get_benchmark
 
     recs = read_records(src / "samples.jsonl")[0]
     cfg = json.loads((src / "config.json").read_text())

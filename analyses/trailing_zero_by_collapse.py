@@ -8,10 +8,10 @@ re-scored under each map: accuracy, and among the wrong answers the share with a
 
 import sys
 
-from mdlm_probe.rundir import load_run
-from mdlm_probe.miners import mine
-from mdlm_probe.scoring import score_math
-from mdlm_probe.stats import wilson
+from mdlm_probe.core.rundir import load_run
+from mdlm_probe.runs.miners import mine
+from mdlm_probe.tasks.scoring import score_math
+from mdlm_probe.core.stats import wilson
 
 
 def main(run_dirs):

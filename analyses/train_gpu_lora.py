@@ -3,7 +3,7 @@
     python analyses/train_gpu_lora.py                                   # llada-8b, cuda, bf16, grad checkpointing
     python analyses/train_gpu_lora.py --shape llada-small --device cpu  # the same code path on a CPU (a check)
 
-Random weights of the real architecture (tests/arch_checkpoints.py's `arch_model`, built in memory: no 16 GB
+Random weights of the real architecture (tests/helpers/arch_checkpoints.py's `arch_model`, built in memory: no 16 GB
 folder), wrapped by train.py's own `apply_lora` and `enable_grad_checkpointing`, and trained with its
 `batch_loss` (CE, or CTC+CE with `--objective ctc+ce`) on random token canvases: half prompt, half response,
 `--length` tokens. Speed and memory do not depend on what the tokens say. The first step is a warm-up and is
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from mdlm_probe.objectives import mask_canvas
-from mdlm_probe.train import TrainConfig, apply_lora, batch_loss, enable_grad_checkpointing
+from mdlm_probe.tasks.objectives import mask_canvas
+from mdlm_probe.runs.train import TrainConfig, apply_lora, batch_loss, enable_grad_checkpointing
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))  # arch_checkpoints: the shape builders
+sys.path.insert(0, str(HERE.parent / "tests" / "helpers"))  # arch_checkpoints: the shape builders
 sys.path.insert(0, str(HERE))  # bench_sampler's shapes, train_memory's estimate
 from arch_checkpoints import arch_model  # noqa: E402
 from bench_sampler import SHAPES  # noqa: E402

@@ -41,7 +41,7 @@ done
 
 python - <<'PY'
 import json
-from mdlm_probe.checkpoints import SHIPPED_DIR
+from mdlm_probe.core.checkpoints import SHIPPED_DIR
 print(f"{'checkpoint':<18} {'objective':<8} {'collapse':<8} {'init':<8} {'steps':>5} {'held-out acc':>12} {'train s':>8}")
 for name in ["tiny-ce", "tiny-ce-ft", "tiny-ctc", "tiny-ctc-surface"]:
     s = json.loads((SHIPPED_DIR / name / "mdlm_probe.json").read_text())

@@ -1,3 +1,3 @@
-from .cli import entry
+from mdlm_probe.cli import entry
 
 entry()

@@ -1,13 +1,18 @@
-"""Shared fixtures: the tiny-random checkpoint, the ../shared data folder (skipped when absent)."""
+"""Shared fixtures: the tiny-random checkpoint, the ../shared data folder (skipped when absent); tests/helpers on the path."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # before torch loads (through mdlm_probe, below)
+# Test helpers (checkpoint builders: standins, arch_checkpoints, dream_golden_checkpoint) are imported by name
+# from every test folder. The test folders mirror the packages and have no __init__.py, so test file names
+# must stay unique across them.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
 
 from mdlm_probe import load_model  # noqa: E402
 from mdlm_probe.cli import main  # noqa: E402

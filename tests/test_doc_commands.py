@@ -9,7 +9,7 @@ file's commands build on each other in order (train, then eval the trained folde
 
 What is changed before a command runs (`plan`), so that the whole file takes a few minutes on 2 CPU cores
 without a GPU, the network or the model hub:
-- Hub names become local stand-ins built here (tests/standins.py): GSAI-ML/LLaDA-*, ~/llada and
+- Hub names become local stand-ins built here (tests/helpers/standins.py): GSAI-ML/LLaDA-*, ~/llada and
   llada-8b-instruct -> a tiny LLaDA; Dream-org/* and ~/my-dream-finetune -> a tiny Dream;
   kuleshov-group/mdlm-owt -> a tiny MDLM; answerdotai/ModernBERT-base -> a tiny BERT masked LM
   (also inside lm-eval's `pretrained=`).
@@ -257,7 +257,7 @@ def make_input(name: str, cwd: Path, shared: Path | None) -> list[str] | dict[st
         with gzip.open(cwd / "HumanEval.jsonl.gz", "wt") as fh:
             fh.writelines(json.dumps(r) + "\n" for r in rows)
     elif name.startswith("preds:"):
-        from mdlm_probe.benchmarks import get_benchmark
+        from mdlm_probe.tasks.benchmarks import get_benchmark
 
         bench = name.split(":", 1)[1]
         data = {"gsm8k": shared / "gsm8k" / "test.jsonl" if shared else None,
@@ -331,7 +331,7 @@ COMMANDS = doc_commands()
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """Build the stand-ins, plan every command, run the runnable ones in one worker: where -> (plan, rc, log)."""
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parent / "helpers"))
     import standins as st
 
     root = tmp_path_factory.mktemp("doc_commands")

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from mdlm_probe.adapters import ADAPTERS
-from mdlm_probe.benchmarks import BENCHMARKS
-from mdlm_probe.miners import DETECTORS
+from mdlm_probe.tasks.benchmarks import BENCHMARKS
+from mdlm_probe.runs.miners import DETECTORS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

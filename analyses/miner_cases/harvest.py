@@ -9,9 +9,9 @@ partly trained tiny-ce checkpoints (mkckpt.py), and `insert,delete` on step 1600
 import json, sys
 import torch
 from mdlm_probe.adapters import load_model
-from mdlm_probe.benchmarks import get_benchmark
-from mdlm_probe.evaluate import build_records
-from mdlm_probe.sampler import SamplerConfig
+from mdlm_probe.tasks.benchmarks import get_benchmark
+from mdlm_probe.runs.evaluate import build_records
+from mdlm_probe.decoding import SamplerConfig
 
 ckpt, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 variants = sys.argv[4].split(",") if len(sys.argv) > 4 else ["plain", "ctc", "insert", "delete"]

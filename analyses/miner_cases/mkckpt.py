@@ -5,8 +5,8 @@
 import json, shutil, sys
 from pathlib import Path
 import torch
-from mdlm_probe.tiny_model import TinyConfig, build_tiny_model
-from mdlm_probe.tokenizer import build_char_tokenizer
+from mdlm_probe.adapters.tiny_model import TinyConfig, build_tiny_model
+from mdlm_probe.adapters.tokenizer import build_char_tokenizer
 out = Path(sys.argv[1])
 state = torch.load(sys.argv[2] if len(sys.argv) > 2 else "runs/train/tiny-ce/last.pt", map_location="cpu", weights_only=False)
 sd = state["model"]

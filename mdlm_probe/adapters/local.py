@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import BadInput
-from . import MaskedDiffusionModel, check_missing_weights, register, seeded_init
+from mdlm_probe.core.exceptions import BadInput
+from .base import MaskedDiffusionModel, check_missing_weights, register, seeded_init
 
 
 @register("local")

@@ -15,10 +15,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from ..checkpoints import adapter_base
-from ..errors import BadInput, first_line
-from ..slack_token import SLACK_TOKEN, add_slack_token
-from . import MaskedDiffusionModel, load_model
+from mdlm_probe.core.checkpoints import adapter_base
+from mdlm_probe.core.exceptions import BadInput, first_line
+from .base import MaskedDiffusionModel, load_model
+from .slack_token import SLACK_TOKEN, add_slack_token
 
 TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
 

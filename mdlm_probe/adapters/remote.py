@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from ..errors import BadInput, first_line
-from . import ADAPTERS, MaskedDiffusionModel, _read_config, check_missing_weights, register, seeded_init
+from mdlm_probe.core.exceptions import BadInput, first_line
+from .base import ADAPTERS, MaskedDiffusionModel, _read_config, check_missing_weights, register, seeded_init
 from .block_forward import LayoutError, find_layout
 
 log = logging.getLogger(__name__)

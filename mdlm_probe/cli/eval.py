@@ -1,0 +1,98 @@
+"""`mdlm-probe eval BENCH`: a thin layer over `mdlm_probe.runs.evaluate.run_eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mdlm_probe.adapters import describe_checkpoint
+from mdlm_probe.core.checkpoints import DEFAULT_CKPT
+from mdlm_probe.core.exceptions import BadInput
+from mdlm_probe.core.rundir import default_out
+from mdlm_probe.runs.evaluate import run_eval
+from mdlm_probe.decoding import resolve_sampler
+from mdlm_probe.tasks.benchmarks import benchmark_names, get_benchmark
+from .options import (ALLOW_MISSING_HELP, BENCHMARK_HELP, CKPT_HELP, adapter_option, chat_option, console,
+                      data_dir_option, device_option, dtype_option, out_option, preset_option, sampler_options,
+                      with_preset)
+
+
+def check_names(ckpt: str, benchmark: str, sampler: dict, predictions: Optional[Path], adapter: Optional[str]) -> None:
+    """The cheap checks, before any data or weights load: a misspelt benchmark, checkpoint or sampler
+    setting is named as such, not reported as whatever the data loading stumbles on first."""
+    if benchmark not in benchmark_names():
+        raise BadInput(f"unknown benchmark {benchmark!r}; expected one of {', '.join(benchmark_names())}")
+    if predictions is None:
+        resolve_sampler(sampler, describe_checkpoint(ckpt, adapter))
+
+
+@sampler_options
+def eval_command(
+    benchmark: str = typer.Argument(..., help=BENCHMARK_HELP),
+    ckpt: Optional[str] = typer.Option(None, "--ckpt", help=f"{CKPT_HELP} Default: the preset's model, else {DEFAULT_CKPT}."),
+    out: Optional[Path] = out_option("eval"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate the first N samples only."),
+    num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot",
+                                              help="Few-shot examples (default: the sidecar's default_fewshot, else 5 for gsm8k)."),
+    chat: Optional[bool] = chat_option(None),
+    preset: Optional[str] = preset_option(),
+    data_file: Optional[Path] = typer.Option(None, "--data-file", help="Local data: gsm8k test.jsonl; gpqa dataset.zip "
+                                             "or csv; mbpp mbpp.jsonl or sanitized-mbpp.json; humaneval HumanEval.jsonl(.gz)."),
+    data_dir: Optional[Path] = data_dir_option(),
+    subset: Optional[str] = typer.Option(None, "--subset", help="gpqa: diamond (default), main or extended; mbpp: full (default) or sanitized."),
+    predictions: Optional[Path] = typer.Option(None, "--predictions",
+                                               help="Score completions made elsewhere (JSONL: id, completion); no model."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="i/n: evaluate every n-th batch into shards/ (merged when all are done)."),
+    num_processes: int = typer.Option(1, "--num-processes", help="Spawn K shard workers (one GPU each when CUDA is there) and merge."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run with a different config in --out."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: a bar on a "
+                                            "terminal, else a line every few seconds)."),
+    adapter: Optional[str] = adapter_option(),
+    device: Optional[str] = device_option(),
+    dtype: Optional[str] = dtype_option(),
+    allow_missing_weights: bool = typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP),
+    sampler: dict = None,
+):
+    """Evaluate a checkpoint on a benchmark: config.json, samples.jsonl, summary.json (resumable)."""
+    model, _, chat, checked = with_preset(preset, benchmark, chat, sampler)  # the preset's settings apply in run_eval
+    ckpt = ckpt or model or DEFAULT_CKPT
+    check_names(ckpt, benchmark, checked, predictions, adapter)
+    bench = get_benchmark(benchmark, data_file=data_file, data_dir=data_dir, **({"subset": subset} if subset else {}))
+    if out is None:
+        out = default_out("eval", benchmark, ["predictions" if predictions else ckpt])
+    s = run_eval(ckpt, bench, out, sampler_overrides=sampler, limit=limit, num_fewshot=num_fewshot, chat=chat,
+                 predictions=predictions, shard=shard, overwrite=overwrite,
+                 progress="auto" if progress is None else progress, subset=subset,
+                 num_processes=num_processes, adapter=adapter, device=device, dtype=dtype,
+                 allow_missing_weights=allow_missing_weights, preset=preset)
+    if not s.get("complete"):
+        console.print(f"shard {s.get('shard')} done ({s['n_shard']} samples); {s['n_done']}/{s['n_planned']} "
+                      f"in {out} so far; the last shard to finish writes summary.json", soft_wrap=True)
+        return
+    acc = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.4f} [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]"
+    verdicts = ", ".join(f"{k} {v}" for k, v in s["verdicts"].items())
+    console.print(f"[bold]{s['benchmark']}[/] {s['ckpt']}: accuracy {acc} (n={s['n']}; {verdicts}; "
+                  f"truncated prompts {s['truncated_prompts']})", highlight=False, soft_wrap=True)
+    ex, rate = s.get("extraction"), s.get("empty_rate")
+    if ex:  # the two GSM8K extractions lm-eval reports, and the share with nothing to score
+        console.print(f"extraction: strict {_pct(ex['strict'])} · flexible {_pct(ex['flexible'])} · "
+                      f"strict answer found {_pct(ex.get('strict_found'))}", highlight=False, soft_wrap=True)
+    if rate is not None:
+        console.print(f"empty or EOS-only outputs: {s.get('empty_outputs', 0)}/{s['n']} ({_pct(rate)})",
+                      highlight=False, soft_wrap=True)
+    t = s["timing"]
+    if t.get("tokens_per_second"):
+        console.print(f"{t['tokens_per_second']} tokens/s, {t['wall_seconds']} s wall · {out}/summary.json",
+                      highlight=False, soft_wrap=True)
+    else:
+        console.print(f"{out}/summary.json", highlight=False)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="eval")(eval_command)

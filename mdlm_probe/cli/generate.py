@@ -1,0 +1,66 @@
+"""`mdlm-probe generate`: decode prompts with the diffusion sampler and show the text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from mdlm_probe.adapters import load_model
+from mdlm_probe.core.checkpoints import DEFAULT_CKPT
+from mdlm_probe.core.exceptions import BadInput
+from mdlm_probe.core.records import RecordWriter, iter_jsonl, make_record
+from mdlm_probe.decoding import generate as run_generate, resolve_sampler
+from .options import (ALLOW_MISSING_HELP, CKPT_HELP, adapter_option, console, device_option, dtype_option,
+                      sampler_options)
+
+
+@sampler_options
+def generate(
+    ckpt: str = typer.Option(DEFAULT_CKPT, "--ckpt", help=CKPT_HELP),
+    prompt: Optional[List[str]] = typer.Option(None, "--prompt", help="A prompt (repeatable)."),
+    prompts_file: Optional[Path] = typer.Option(None, "--prompts-file", help="JSONL with a 'prompt' field per line."),
+    chat: bool = typer.Option(True, "--chat/--no-chat", help="Use the tokenizer's chat template when it has one."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the sample records to this JSONL file."),
+    adapter: Optional[str] = adapter_option(),
+    allow_missing_weights: bool = typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP),
+    device: Optional[str] = device_option(),
+    dtype: Optional[str] = dtype_option(),
+    sampler: dict = None,
+):
+    """Decode prompts with the diffusion sampler and show the text."""
+    prompts = list(prompt or [])
+    if prompts_file is not None:
+        prompts += read_prompts_file(prompts_file)
+    if not prompts:
+        raise BadInput("give --prompt TEXT or --prompts-file F.jsonl")
+    model = load_model(ckpt, adapter=adapter, device=device, dtype=dtype, allow_missing_weights=allow_missing_weights)
+    cfg = resolve_sampler(sampler, model)
+    recs = run_generate(model, prompts, cfg, chat=chat)
+    writer = RecordWriter(out) if out else None
+    for i, r in enumerate(recs):
+        rec = make_record(id=f"prompt/{i}", benchmark="prompt", ckpt=ckpt, **r)
+        console.rule(f"[bold]{ckpt}[/] · prompt {i} · {r['nfe']} NFE · {r['seconds']:.2f}s")
+        console.print(f"[dim]{r['prompt']}[/]", highlight=False)
+        console.print(f"[bold green]{r['text']}[/]", highlight=False)
+        if r["raw_text"] != r["text"]:
+            console.print(f"[dim]raw: {r['raw_text']!r}[/]", highlight=False)
+        if writer:
+            writer.write(rec)
+    if writer:
+        writer.close()
+        console.print(f"wrote {len(recs)} records to {out}")
+
+
+def read_prompts_file(path: Path) -> list[str]:
+    out = []
+    for n, obj in iter_jsonl(path, "prompts file"):
+        if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
+            raise BadInput(f"{path}:{n}: no 'prompt' string")
+        out.append(obj["prompt"])
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(generate)

@@ -1,0 +1,82 @@
+"""`mdlm-probe invariance BENCH --vary name=a,b`: a thin layer over `mdlm_probe.runs.invariance.run_invariance`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mdlm_probe.core.checkpoints import DEFAULT_CKPT
+from mdlm_probe.core.rundir import default_out
+from mdlm_probe.report.render import diff_segments
+from mdlm_probe.runs.invariance import run_invariance
+from .eval import check_names
+from .options import (BENCHMARK_HELP, CKPT_HELP, adapter_option, console, device_option, dtype_option, sampler_options,
+                      warnings_to_stderr)
+
+
+@sampler_options
+def invariance(
+    benchmark: str = typer.Argument(..., help=BENCHMARK_HELP),
+    ckpt: str = typer.Option(DEFAULT_CKPT, "--ckpt", help=CKPT_HELP),
+    vary: List[str] = typer.Option(..., "--vary", help="name=a,b[,...]: a sampler setting (batch-size, cache, "
+                                   "threshold, ...) or dtype / device; the first value is the baseline. Repeatable."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Decode the first N samples only."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for invariance.json / .csv and runs/<variant>/ "
+                                       "(default runs/invariance/<bench>-<ckpt>)."),
+    device: Optional[str] = device_option(" (unless varied)."),
+    dtype: Optional[str] = dtype_option(" (unless varied)."),
+    adapter: Optional[str] = adapter_option(),
+    boot_seed: int = typer.Option(0, "--boot-seed", help="Bootstrap seed."),
+    show_ids: int = typer.Option(5, "--show-ids", help="Changed outputs printed (with their diff) per variant."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace sub-runs with a different config."),
+    sampler: dict = None,
+):
+    """Decode the same problems under each variant; identical outputs, paired accuracy difference, flips."""
+    check_names(ckpt, benchmark, sampler, None, adapter)
+    out = out or default_out("invariance", benchmark, [ckpt])
+    with warnings_to_stderr():
+        res = run_invariance(ckpt, benchmark, out, vary, sampler_overrides=sampler, limit=limit, device=device,
+                             dtype=dtype, seed=boot_seed, overwrite=overwrite, progress="auto", adapter=adapter)
+    print_invariance(res, out, show_ids)
+
+
+def diff_markup(a: str, b: str) -> tuple[str, str]:
+    """The two texts with what only the baseline has in red and what only the variant has in green."""
+    left, right = diff_segments(a, b)
+    style = {"": "", "del": "red", "ins": "green"}
+    return tuple("".join(f"[{style[s['cls']]}]{escape(s['text'])}[/]" if s["cls"] else escape(s["text"])
+                         for s in side) for side in (left, right))
+
+
+def print_invariance(res: dict[str, Any], out: Path, show_ids: int) -> None:
+    base = ", ".join(f"{k}={v}" for k, v in res["base"].items())
+    t = Table(title=f"{res['benchmark']} {res['ckpt']}: each variant against the baseline ({base})")
+    for c in ("variant", "n", "accuracy", "identical", "diff", "95% bootstrap CI", "McNemar p", "flips +/-"):
+        t.add_column(c, overflow="fold")
+    for r in res["variants"]:
+        if r["variant"] == "base":
+            t.add_row("base", str(r["n"]), f"{r['accuracy']:.3f}", "", "", "", "", "")
+            continue
+        t.add_row(r["variant"], str(r["n"]), f"{r['accuracy']:.3f}", f"{r['identical']}/{r['n']}",
+                  f"{r['diff']:+.3f}", f"[{r['diff_ci'][0]:+.3f}, {r['diff_ci'][1]:+.3f}]", f"{r['mcnemar_p']:.3g}",
+                  f"+{len(r['variant_right_base_wrong'])} / -{len(r['base_right_variant_wrong'])}")
+    console.print(t)
+    for r in res["variants"][1:]:
+        for c in r["changed"][:show_ids]:
+            a, b = diff_markup(c["text_base"], c["text"])
+            verdict = "" if c["correct"] == c["correct_base"] else \
+                f" (verdict flips: {'right' if c['correct_base'] else 'wrong'} -> {'right' if c['correct'] else 'wrong'})"
+            console.print(f"{r['variant']} {c['id']}{verdict}\n  base:    {a}\n  variant: {b}", highlight=False,
+                          soft_wrap=True)
+        if len(r["changed"]) > show_ids:
+            console.print(f"{r['variant']}: +{len(r['changed']) - show_ids} more changed outputs", highlight=False)
+    console.print(f"[dim]wrote {out / 'invariance.json'} and {out / 'invariance.csv'}[/]", highlight=False,
+                  soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="invariance")(invariance)

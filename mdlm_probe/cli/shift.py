@@ -1,0 +1,162 @@
+"""`mdlm-probe shift`: one-position shift interventions during decoding, swept and measured (docs/shift.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from mdlm_probe.adapters import load_model
+from mdlm_probe.core.checkpoints import DEFAULT_CKPT
+from mdlm_probe.core.exceptions import BadInput
+from mdlm_probe.core.rundir import default_out
+from mdlm_probe.report.render import diff_segments, legend_text, model_glyphs
+from mdlm_probe.runs import shift as lib
+from mdlm_probe.tasks.judge import Judge
+from .options import (ALLOW_MISSING_HELP, BENCHMARK_HELP, CKPT_HELP, adapter_option, chat_option, console,
+                      data_dir_option, device_option, dtype_option, err_console, out_option, preset_option,
+                      sampler_options, with_preset)
+
+
+def _floats(s: str, opt: str) -> list[float]:
+    try:
+        return [float(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise BadInput(f"{opt} {s!r}: expected comma-separated numbers, e.g. 0,0.01,0.05") from None
+
+
+def _ints(s: str, opt: str) -> list[int]:
+    try:
+        return [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise BadInput(f"{opt} {s!r}: expected comma-separated integers, e.g. 12,40") from None
+
+
+def shift(
+    ckpt: Optional[List[str]] = typer.Option(None, "--ckpt", help=f"{CKPT_HELP} Repeatable; default the preset's model, else {DEFAULT_CKPT}."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", help=f"{BENCHMARK_HELP} Default: the preset's, else synthetic."),
+    data_file: Optional[Path] = typer.Option(None, "--data-file", help="Local data file for the benchmark."),
+    data_dir: Optional[Path] = data_dir_option(),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use the first N problems."),
+    num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot", help="Few-shot examples (default: the benchmark's)."),
+    chat: Optional[bool] = chat_option(None),
+    preset: Optional[str] = preset_option(),
+    mode: str = typer.Option("insert,delete", "--mode", help="Comma-separated: insert, delete, displace, swap."),
+    fractions: Optional[str] = typer.Option(None, "--fractions", help="Shares p of gen-length to edit (k = round(p*G)); default 0,0.01,0.05."),
+    at: Optional[str] = typer.Option(None, "--at", help="Committed fractions at which the edit fires; default 0.5."),
+    at_step: Optional[int] = typer.Option(None, "--at-step", help="Fire after this many denoising steps instead of --at."),
+    positions: Optional[str] = typer.Option(None, "--positions", help="Fixed response positions (0-based), e.g. 12,40, instead of --fractions."),
+    direction: str = typer.Option("right", "--direction", help="displace only: right or left."),
+    out: Optional[Path] = out_option("shift"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run with a different config in --out."),
+    num_processes: int = typer.Option(1, "--num-processes", help="Worker processes (one GPU each when CUDA is there, else one CPU thread each unless --threads)."),
+    clean_from: Optional[List[Path]] = typer.Option(None, "--clean-from", help="Eval run dir(s) whose records are the clean run (same checkpoint and settings, T = 0): copied, not decoded again."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="Decode this one prompt clean and shifted and show the pair (writes nothing)."),
+    show: bool = typer.Option(False, "--show", help="Print a clean/shifted pair side by side, differences highlighted."),
+    judge_url: Optional[str] = typer.Option(None, "--judge-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."),
+    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Model name served at --judge-url."),
+    judge_timeout: float = typer.Option(60.0, "--judge-timeout", help="Seconds per judge request."),
+    adapter: Optional[str] = adapter_option(),
+    device: Optional[str] = device_option(),
+    dtype: Optional[str] = dtype_option(),
+    allow_missing_weights: bool = typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP),
+    sampler: dict = None,
+):
+    """Shift tokens by one position mid-decoding and measure the damage against the paired clean run."""
+    model, benchmark, chat, checked = with_preset(preset, benchmark, chat, sampler)  # applied in run_shift
+    benchmark = benchmark or "synthetic"
+    ckpts = list(dict.fromkeys(ckpt or [model or DEFAULT_CKPT]))
+    if at is not None and at_step is not None:
+        raise BadInput("give --at or --at-step, not both")
+    if positions is not None and fractions is not None:
+        raise BadInput("give --fractions or --positions, not both")
+    grid = lib.ShiftGrid(modes=[m.strip() for m in mode.split(",") if m.strip()],
+                         fractions=[0.0] if positions is not None else _floats(fractions or "0,0.01,0.05", "--fractions"),
+                         ats=[] if at_step is not None else _floats(at or "0.5", "--at"), at_step=at_step,
+                         positions=None if positions is None else _ints(positions, "--positions"), direction=direction)
+    judge = None
+    if judge_url is not None or judge_model is not None:
+        judge = Judge(url=judge_url or "", model=judge_model or "", timeout=judge_timeout)
+
+    def load(c: str):
+        return load_model(c, adapter=adapter, device=device, dtype=dtype, allow_missing_weights=allow_missing_weights)
+
+    if prompt is not None:
+        _, cfgs = lib.resolve_checkpoints(ckpts, checked, grid, adapter)
+        for c, model, clean, shifted, setting in lib.prompt_pairs(prompt, ckpts, cfgs, grid, load, chat):
+            _render_pair(console, model, clean, shifted, title=f"{c} · {setting}")
+        return
+    out = out or default_out("shift", benchmark, ckpts)
+    res = lib.run_shift(ckpts, out, grid, benchmark=benchmark, data_file=data_file, data_dir=data_dir, limit=limit,
+                        num_fewshot=num_fewshot, chat=chat, sampler=sampler, overwrite=overwrite,
+                        num_processes=num_processes, clean_from=clean_from or (), judge=judge, adapter=adapter,
+                        device=device, dtype=dtype, allow_missing_weights=allow_missing_weights, load=load,
+                        log=lambda s: err_console.print(s, highlight=False, soft_wrap=True), preset=preset)
+    _print_table(console, res.rows)
+    console.print(f"wrote {res.written} new records; {res.out / lib.SHIFT_FILE}, {res.out / lib.SUMMARY_FILE}, "
+                  f"{lib.ACC_PNG}{', ' + lib.HEATMAP_PNG if res.heatmap else ''} in {res.out}", highlight=False)
+    if show:
+        by_id = {(r["ckpt"], r["id"]): r for r in res.records}
+        first_spec = grid.specs()[0].setting
+        for c in ckpts:
+            s = next((r for r in res.records if r["ckpt"] == c and r["id"].endswith("@" + first_spec)), None)
+            if s is not None:
+                _render_pair(console, load(c), by_id[(c, s["intervention"]["clean_id"])], s, title=f"{c} · {s['id']}")
+
+
+def _print_table(console, rows: list[dict[str, Any]]) -> None:
+    t = Table(title="shift summary: drop = clean - shifted accuracy [95% paired bootstrap CI]", box=None)
+    for col in ("ckpt", "mode", "p", "at", "n", "clean", "shifted", "drop [CI]", "flips", "edit", "absorbed"):
+        t.add_column(col, no_wrap=col in ("drop [CI]",), overflow="fold")  # names wrap, never "tiny-c…"
+    for r in rows:
+        t.add_row(r["ckpt"], r["mode"], f"{r['fraction']:g}" if not isinstance(r["fraction"], str) else r["fraction"],
+                  r["at"], str(r["n"]), f"{r['acc_clean']:.3f}", f"{r['acc_shifted']:.3f}",
+                  f"{r['drop']:+.3f} [{r['drop_lo']:+.2f},{r['drop_hi']:+.2f}]", f"{r['flip_rate']:.2f}",
+                  f"{r['edit_tokens']:.2f}", f"{r['absorbed']:.2f}")
+    console.print(t)
+
+
+# ----------------------------------------------------------------------------------------- --show
+DIFF_STYLE = {"": None, "del": "bold white on red", "ins": "bold black on green"}
+
+
+def _diff(a: str | list[str], b: str | list[str]) -> tuple[Text, Text]:
+    """Two rich Texts, the parts not shared (render.diff_segments) highlighted: red in a, green in b."""
+    left, right = diff_segments(a, b)
+    return (Text.assemble(*[(x["text"], DIFF_STYLE[x["cls"]]) for x in left]),
+            Text.assemble(*[(x["text"], DIFF_STYLE[x["cls"]]) for x in right]))
+
+
+def _render_pair(console, model, clean: dict, shifted: dict, title: str) -> None:
+    iv = shifted.get("intervention") or {}
+    t = Table(title=title, show_lines=True)
+    t.add_column("")
+    t.add_column("clean")
+    t.add_column("shifted")
+    if iv.get("canvas_before") is not None:
+        pts = set(iv.get("points") or [])
+        before = Text()
+        for q, tok in enumerate(model_glyphs(model, iv["canvas_before"])):
+            before.append(tok, style="bold reverse" if q in pts else None)
+        after = Text()
+        for x, y, tok in zip(iv["canvas_before"], iv["canvas_after"], model_glyphs(model, iv["canvas_after"])):
+            after.append(tok, style="bold reverse" if x != y else None)
+        t.add_row(f"canvas after step {iv.get('fired_step')}:\nbefore | after {iv.get('mode')} at {sorted(pts)}",
+                  before, after)
+    elif shifted.get("intervention") is not None or "@" in shifted.get("id", ""):
+        t.add_row("intervention", "", "did not fire (the trigger was never reached)")
+    a, b = _diff(model_glyphs(model, clean["output_ids"]), model_glyphs(model, shifted["output_ids"]))
+    t.add_row("final canvas", a, b)
+    a, b = _diff(clean["text"], shifted["text"])
+    t.add_row("text", a, b)
+    if clean.get("correct") is not None or shifted.get("correct") is not None:
+        t.add_row("correct", str(clean.get("correct")), str(shifted.get("correct")))
+    console.print(t)
+    console.print(f"{legend_text()}; highlighted: what differs", style="dim", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="shift")(sampler_options(shift))

