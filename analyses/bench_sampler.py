@@ -127,12 +127,16 @@ def run(model, mode: dict, batch: int, args) -> dict:
             "wall": wall, "outside": 1.0 - timed.seconds / wall}
 
 
-def modes(model, threshold: float, with_cache: bool) -> dict[str, dict]:
+def modes(model, threshold: float, with_cache: bool, new: bool = False) -> dict[str, dict]:
     out = {"exact": {}, "threshold": {"threshold": threshold}}
+    if new:  # batch compaction (decoding/compaction.py): exact forward only
+        out["threshold+compact"] = {"threshold": threshold, "compact": True}
     if with_cache and getattr(model, "supports_cache", False):
         out.update({"prefix": {"cache": "prefix"}, "dual": {"cache": "dual"},
                     "prefix+threshold": {"cache": "prefix", "threshold": threshold},
                     "dual+threshold": {"cache": "dual", "threshold": threshold}})
+        if new:  # the adaptive cache (decoding/adaptive_cache.py) at its defaults
+            out["adaptive+threshold"] = {"cache": "adaptive", "threshold": threshold}
     return out
 
 
@@ -151,6 +155,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threshold", type=float, default=0.9, help="confidence threshold of the threshold modes")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--no-cache-modes", dest="cache_modes", action="store_false", help="skip the KV-cache modes")
+    ap.add_argument("--new-modes", action="store_true", help="also threshold + batch compaction and, with a cache, "
+                    "the adaptive cache + threshold")
     ap.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per (mode, batch), alternating; medians reported")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -175,7 +181,7 @@ def bench(args) -> int:
     else:
         model = load_model(args.ckpt, adapter=args.adapter, device=device, dtype=args.dtype)
         name = f"{args.ckpt} ({model.adapter_name}, {model.dtype})".replace("torch.", "")
-    todo = modes(model, args.threshold, args.cache_modes)
+    todo = modes(model, args.threshold, args.cache_modes, args.new_modes)
     batches = [int(b) for b in args.batches.split(",")]
 
     warm = argparse.Namespace(**{**vars(args), "gen_length": args.block_length or args.gen_length, "steps": None})

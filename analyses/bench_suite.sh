@@ -17,10 +17,13 @@ if [[ "${1:-cpu}" == "gpu" ]]; then
   # fits a 10-minute GPU window: at one token per step the six modes would take about 5 minutes per shape (an
   # estimate from FLOPs at ~700 TFLOP/s bf16, not yet timed on a GPU). --head-scale 16 makes random weights
   # confident enough for the threshold to fire (the "tokens/step" column says how often); not a trained model's rate.
+  # --new-modes adds threshold + batch compaction and adaptive cache + threshold: 8 modes instead of 6, so on paper
+  # 4/3 of the above, about 3.3 min per shape plus ~0.5 min building each shape's weights: ~8 min for the part.
+  # Every row is also in the JSON file named after its shape and length.
   for shape in llada-8b dream-7b; do
     for gen in 256 512; do
       python analyses/bench_sampler.py --shape "$shape" --device cuda --head-scale 16 --gen-length "$gen" \
-        --steps $((gen / 2)) --block-length 32 --prompt-len 64 --batches 1,8 --repeats 1 \
+        --steps $((gen / 2)) --block-length 32 --prompt-len 64 --batches 1,8 --repeats 1 --new-modes \
         --json "$OUT/sampler_${shape}_g${gen}.json"
     done
   done
@@ -40,6 +43,13 @@ done
 # 2 (+ the cache rows). threshold 0.9 and the block caches vs exact on the held-out split, paired
 python analyses/bench_heldout.py --ckpt "$CKPT" --n "$N" --block-length 16 --threshold 0.9 \
   --threads "$OMP_NUM_THREADS" --json "$OUT/heldout.json"
+
+# 2b. batch compaction: threshold 0.9 at batch 8 with and without it (same tokens), and the adaptive cache
+# against dual + threshold 0.9 (defaults chosen on problems 0-99, measured on the next 300)
+python analyses/bench_compaction.py --ckpt "$CKPT" --n "$N" --batch-size 8 --threshold 0.9 \
+  --threads "$OMP_NUM_THREADS" --json "$OUT/compaction.json"
+python analyses/bench_adaptive.py --ckpt "$CKPT" --skip 100 --n 300 --threads "$OMP_NUM_THREADS" \
+  --json "$OUT/adaptive.json"
 
 # 4. peak memory of `mdlm-probe eval synthetic`
 python analyses/bench_memory.py --ckpt "$CKPT" --limit 200 --batch-size 16,64 --json "$OUT/memory.json"

@@ -43,3 +43,16 @@ def cli():
         return main(list(args))
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _lm_eval_log_to_this_tests_stderr():
+    """lm-eval's CLI adds one StreamHandler per process, bound to the sys.stderr of the test that first ran it;
+    pytest swaps sys.stderr per test and closes the old one, so point that handler at this test's stream (in a
+    real run there is one command per process and nothing to do)."""
+    import logging
+
+    for h in logging.getLogger("lm_eval").handlers:
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            h.setStream(sys.stderr)
+    yield

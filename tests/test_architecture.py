@@ -4,7 +4,7 @@ The layer table in docs/architecture.md names, for each layer, the top-level pac
 top-level modules) of `mdlm_probe` in it. A module may import anything in its own layer or below; every
 import counts here, a lazy one inside a function too. Separately, the modules' top-level imports (what
 runs when a module is imported: not imports inside functions, nor those under `if TYPE_CHECKING:`) must
-form no cycle.
+form no cycle. And no function is longer than 80 lines, no module longer than 600 (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -194,3 +194,41 @@ def test_a_command_module_imports_first_in_a_fresh_interpreter():
     code = "import mdlm_probe.cli.errors as e, mdlm_probe.cli.demo as d; print(e.errors.__name__, d.demo.__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.split() == ["errors", "demo"], out.stderr[-500:]
+
+
+# ----------------------------------------------------------------------------------------- sizes
+MAX_FUNCTION_LINES = 80  # the house style (docs/architecture.md): small functions, small modules
+MAX_MODULE_LINES = 600
+
+
+def oversized(package: Path = PACKAGE) -> list[str]:
+    """Every function (its docstring and body counted, decorators not) over MAX_FUNCTION_LINES lines and every
+    module over MAX_MODULE_LINES lines, as 'path: what (n lines)'."""
+    found = []
+    for f in sorted(package.rglob("*.py")):
+        src = f.read_text(encoding="utf-8")
+        rel = f.relative_to(package.parent)
+        if (n := len(src.splitlines())) > MAX_MODULE_LINES:
+            found.append(f"{rel}: module ({n} lines)")
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if (n := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES:
+                    found.append(f"{rel}: {node.name} at line {node.lineno} ({n} lines)")
+    return found
+
+
+def test_the_size_check_finds_long_functions_and_modules(tmp_path):
+    pkg = tmp_path / "mdlm_probe"
+    pkg.mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES - 1))
+    (pkg / "ok.py").write_text(f"def fits():\n{body}")  # exactly the limit
+    (pkg / "long.py").write_text(f"class C:\n    async def too_long(self):\n    {body.replace(chr(10), chr(10) + '    ')}"
+                                 f"    y = 0\n")
+    (pkg / "big.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    assert oversized(pkg) == ["mdlm_probe/big.py: module (601 lines)",
+                              f"mdlm_probe/long.py: too_long at line 2 ({MAX_FUNCTION_LINES + 1} lines)"]
+
+
+def test_no_function_over_80_lines_and_no_module_over_600():
+    found = oversized()
+    assert not found, found

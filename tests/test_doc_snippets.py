@@ -65,7 +65,7 @@ def test_python_snippets_run(path: Path, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(work)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a snippet must not reach for the Hub unless it says so
     # A snippet may register an example adapter, benchmark or detector: the registries are put back after.
-    saved = [(registry, dict(registry)) for registry in (ADAPTERS, BENCHMARKS, DETECTORS)]
+    saved = [(registry, set(registry)) for registry in (ADAPTERS, BENCHMARKS, DETECTORS)]
     namespace: dict = {"__name__": f"doc_snippets_{path.stem}"}
     try:
         for line, code, why in blocks:
@@ -74,5 +74,5 @@ def test_python_snippets_run(path: Path, tmp_path: Path, monkeypatch):
                 exec(compiled, namespace)  # noqa: S102 - running the docs is the point
     finally:
         for registry, before in saved:
-            registry.clear()
-            registry.update(before)
+            for name in set(registry) - before:
+                registry.unregister(name)

@@ -3,7 +3,9 @@
 An adapter turns a checkpoint into a `MaskedDiffusionModel`: token ids (B, L) and an optional
 attention mask in, logits (B, L, V) out, with logits[:, i] predicting token i. Adding a model family is
 one class decorated with `@register("name")` that implements `load` (and `forward` when the family's
-call differs). `load_model` picks the adapter from the checkpoint (sidecar, then config) unless told.
+call differs); Hugging Face families subclass `hf.HFModel`, which loads. `ADAPTERS` is a
+`core.registry.Registry`: the built-in families' modules are imported by its loader at the first lookup.
+`load_model` picks the adapter from the checkpoint (sidecar, then config) unless told.
 """
 
 from __future__ import annotations
@@ -11,40 +13,41 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from mdlm_probe.core.checkpoints import adapter_base, is_adapter_folder, read_sidecar, resolve
+from mdlm_probe.core.devices import check_device
 from mdlm_probe.core.exceptions import BadInput, first_line
+from mdlm_probe.core.hub import go_offline, hub_offline, hub_reachable
+from mdlm_probe.core.registry import Registry
 
-ADAPTERS: dict[str, type["MaskedDiffusionModel"]] = {}
-
-
-def register(name: str) -> Callable[[type], type]:
-    """Class decorator: make an adapter known as `name`; a name already taken is refused."""
-    def deco(cls: type) -> type:
-        if ADAPTERS.get(name, cls) is not cls:
-            raise ValueError(f"adapter {name!r} is already registered (by {ADAPTERS[name].__qualname__})")
-        cls.adapter_name = name
-        ADAPTERS[name] = cls
-        return cls
-    return deco
+# The built-in families, one module each; they import this module, so they are imported by the registry's
+# loader (at the first lookup), not here. `hf` holds the Hugging Face loading they share.
+BUILTIN_MODULES = ("local", "llada", "dream", "mdlm", "masked_lm")
 
 
 def _register_builtin() -> None:
-    """Register the built-in adapters (imported here, not at the top: local.py and remote.py import this module)."""
-    from . import local  # noqa: F401
-    try:
-        from . import remote  # noqa: F401
-    except ImportError:
-        pass
+    """Import the built-in adapters' modules (each registers its class)."""
+    from importlib import import_module
+
+    for name in BUILTIN_MODULES:
+        try:
+            import_module(f"{__package__}.{name}")
+        except ImportError:  # a family whose libraries are missing is simply not offered
+            if name == "local":
+                raise
+
+
+ADAPTERS = Registry("adapter", loader=_register_builtin, attribute="adapter_name")
+register = ADAPTERS.register  # class decorator: @register("name"); a name already taken is refused
 
 
 def adapter_names() -> list[str]:
     """Every adapter name, the built-in adapters registered first."""
-    _register_builtin()
-    return sorted(ADAPTERS)
+    return ADAPTERS.names()
 
 
 @dataclass
@@ -60,7 +63,6 @@ class CheckpointInfo:
 def describe_checkpoint(ckpt: str | Path, adapter: str | None = None) -> CheckpointInfo:
     """Path, sidecar, adapter and the family's sampler defaults, from the sidecar and config.json only
     (cheap: commands check settings with it before loading data or weights)."""
-    _register_builtin()
     path = resolve(ckpt)
     sidecar = read_sidecar(path)
     config_path, detect_side = path, sidecar
@@ -69,9 +71,7 @@ def describe_checkpoint(ckpt: str | Path, adapter: str | None = None) -> Checkpo
         if not (sidecar or {}).get("adapter"):
             detect_side = read_sidecar(config_path)
     name = adapter or detect_adapter(config_path, detect_side)
-    if name not in ADAPTERS:
-        raise BadInput(f"unknown adapter {name!r}; expected one of {', '.join(sorted(ADAPTERS))}")
-    cls = ADAPTERS[name]
+    cls = ADAPTERS.get(name)  # an unknown name: one line listing the adapters
     uses_config = cls.sampler_defaults.__func__ is not MaskedDiffusionModel.sampler_defaults.__func__
     defaults = cls.sampler_defaults(_read_config(config_path)) if uses_config else {}
     return CheckpointInfo(path=path, sidecar=sidecar, adapter=name, extra={"sampler_defaults": defaults})
@@ -179,9 +179,15 @@ def _read_config(path: Path | str) -> dict:
         except (OSError, ValueError) as e:
             raise BadInput(f"corrupt checkpoint {path}: config.json unreadable ({e})") from None
     from transformers import AutoConfig  # Hub name: needs network
+
+    if not hub_reachable():
+        go_offline()  # the Hub client reads its local cache at once instead of retrying for half a minute
     try:
         return AutoConfig.from_pretrained(path, trust_remote_code=True).to_dict()
     except Exception as e:  # noqa: BLE001 - any Hub failure is the user's input
+        if hub_offline():
+            raise BadInput(f"checkpoint {path!r} is a Hub name that is not in the local Hub cache, and the Hub is "
+                           f"offline; pass a shipped name or a local folder") from None
         raise BadInput(f"cannot load checkpoint {path!r}: {first_line(e, with_type=True)}") from None
 
 
@@ -190,10 +196,9 @@ def detect_adapter(path: Path | str, sidecar: dict | None) -> str:
         return sidecar["adapter"]
     config = _read_config(path)
     for name in ("llada", "dream", "mdlm", "local", "masked-lm"):  # most specific first
-        cls = ADAPTERS.get(name)
-        if cls is not None and cls.detect(config, sidecar):
+        if name in ADAPTERS and ADAPTERS[name].detect(config, sidecar):
             return name
-    raise BadInput(f"cannot tell which adapter fits {path}; pass --adapter ({', '.join(sorted(ADAPTERS))})")
+    raise BadInput(f"cannot tell which adapter fits {path}; pass --adapter ({', '.join(ADAPTERS.names())})")
 
 
 def _quiet_transformers() -> None:
@@ -243,6 +248,7 @@ def load_model(ckpt: str | Path, adapter: str | None = None, device: str | None 
     A checkpoint that lacks weights the adapter needs is BadInput unless `allow_missing_weights`; then the
     missing weights are initialised from a fixed seed and listed in `model.extra["missing_weights"]`."""
     _quiet_transformers()
+    check_device(device)
     info = describe_checkpoint(ckpt, adapter)
     path, sidecar, name = info.path, info.sidecar, info.adapter
     if isinstance(dtype, str):
@@ -261,6 +267,9 @@ def load_model(ckpt: str | Path, adapter: str | None = None, device: str | None 
                                     allow_missing_weights=allow_missing_weights)
     except BadInput:
         raise
+    except SafetensorError as e:  # truncated or overwritten weights: not an OSError
+        raise BadInput(f"corrupt checkpoint {ckpt}: its weights (model.safetensors) cannot be read "
+                       f"({first_line(e)})") from None
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         first = first_line(e)
         raise BadInput(f"cannot load checkpoint {ckpt} with adapter {name!r}: {first}") from None

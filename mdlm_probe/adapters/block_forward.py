@@ -1,10 +1,10 @@
-"""Block KV caches for LLaDA's and Dream's layouts, by driving the checkpoint's own submodules.
+"""Block KV caches by driving a checkpoint's own submodules: the generic part (`BlockForward`).
 
-The sampler's prefix and dual caches (kv_cache.CachedForward) need two things from a model: a full forward
-that also returns the keys/values of some positions, and a forward of a few rows that attends to stored keys.
+The sampler's prefix and dual caches (decoding/forward.py) need two things from a model: a full forward that
+also returns the keys/values of some positions, and a forward of a few rows that attends to stored keys.
 LLaDA's and Dream's published modeling files offer neither in a usable form (LLaDA asserts that no cache is
 used; both number a cache's positions by "past length", which a dual cache's suffix does not fit), so this
-module does it from outside, with the checkpoint's own modules:
+is done from outside, with the checkpoint's own modules:
 
 - `prefix(...)`: the family's ordinary forward (so its logits are exact mode's, bit for bit), with hooks on
   each layer's key and value projections; the kept rows' keys are then rotated with the positions the forward
@@ -13,12 +13,13 @@ module does it from outside, with the checkpoint's own modules:
   MLP and output head (peft-wrapped Linear layers included), with attention and rotary positions done here
   (explicit positions per row), over the stored keys followed by the rows' own.
 
-The arithmetic copies each published forward where it matters for equality (LLaDA: float32 rotary tables
-from the model's own table, q/k rotated in float32 when `rope_full_precision`, an additive float32 padding bias
-cast to the model dtype; Dream: cos/sin from the model's rotary module over the whole canvas's positions, in
-the activations' dtype, a bool mask), so a cached forward on an unchanged canvas equals the full forward on
-its rows (float64: to rounding). A module whose layout is not the one known here is refused by `find_layout`
-with the reason.
+A family's layout is a `BlockForward` subclass (its block driver) in the family's module, named by the
+adapter class (`block_driver = LLaDABlockDriver` in llada.py, `DreamBlockDriver` in dream.py). Each copies its
+published forward where it matters for equality (LLaDA: float32 rotary tables from the model's own table, q/k
+rotated in float32 when `rope_full_precision`, an additive float32 padding bias cast to the model dtype; Dream:
+cos/sin from the model's rotary module over the whole canvas's positions, in the activations' dtype, a bool
+mask), so a cached forward on an unchanged canvas equals the full forward on its rows (float64: to rounding).
+A driver refuses a module whose layout is not the one it knows by raising `LayoutError` with the reason.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return get() if callable(get) else module
 
 
-def _need(obj, path: str, what: str):
+def need(obj, path: str, what: str):
+    """obj.<path> (dotted), or LayoutError naming what lacks it (drivers check a layout with it)."""
     cur = obj
     for part in path.split("."):
         if not hasattr(cur, part):
@@ -88,7 +90,7 @@ def _attend(q, k, v, mask) -> torch.Tensor:
 
 
 class BlockForward:
-    """A recognised layout: `prefix` and `cached`, shared; the family's parts in subclasses."""
+    """A recognised layout: `prefix` and `cached`, shared; the family's parts in subclasses (block drivers)."""
 
     family = ""
 
@@ -178,157 +180,3 @@ class BlockForward:
                 return _attend(q, torch.cat([k_all[..., :n, :], k], -2), torch.cat([v_all[..., :n, :], v], -2), mask)
             x = self.layer(layer, x, attend)
         return self.head(x)
-
-
-class LLaDABlocks(BlockForward):
-    """LLaDA-8B / LLaDA-1.5's layout: model.transformer {wte, emb_drop, ln_f, blocks[i], ff_out | tied}, llama
-    blocks {attn_norm, q_proj, k_proj, v_proj, attn_out, ff_norm, ff_proj, up_proj, act, ff_out, rotary_emb}.
-    Positions are 0..L-1 on the canvas (LLaDA takes no position ids, so left padding is not renumbered)."""
-
-    family = "LLaDA"
-    PARTS = ("attn_norm", "q_proj", "k_proj", "v_proj", "attn_out", "ff_norm", "ff_proj", "up_proj", "act",
-             "ff_out", "rotary_emb")
-
-    def __init__(self, module):
-        super().__init__(module)
-        what = f"{type(self.core).__name__} (LLaDA layout)"
-        tr = _need(self.core, "model.transformer", what)
-        if "blocks" not in tr:
-            raise LayoutError(f"{what} has no `model.transformer.blocks` (grouped blocks are not supported)")
-        for name in ("wte", "ln_f", "emb_drop"):
-            _need(tr, name, what + ".model.transformer")
-        self.tr, self.layers = tr, list(tr["blocks"])
-        self.cfg = mc = _need(self.core, "model.config", what)
-        for name, want in (("rope", True), ("alibi", False), ("block_type", "llama")):
-            if str(getattr(mc, name, want)) != str(want):
-                raise LayoutError(f"{what}: config {name}={getattr(mc, name)!r}, the cached forward knows {want!r}")
-        for i, b in enumerate(self.layers):
-            for p in self.PARTS:
-                _need(b, p, f"{what} block {i}")
-            if getattr(b, "q_norm", None) is not None or getattr(b, "k_norm", None) is not None:
-                raise LayoutError(f"{what} block {i} normalises queries/keys (attention_layer_norm), not supported")
-        if not callable(getattr(self.layers[0].rotary_emb, "get_rotary_embedding", None)):
-            raise LayoutError(f"{what}: rotary_emb has no get_rotary_embedding(seq_len, device)")
-        if not getattr(mc, "weight_tying", False) and "ff_out" not in tr:
-            raise LayoutError(f"{what} has no output layer `model.transformer.ff_out`")
-        self.n_heads = int(mc.n_heads)
-        self.n_kv = int(getattr(mc, "effective_n_kv_heads", None) or getattr(mc, "n_kv_heads", None) or mc.n_heads)
-        self.full_precision = bool(getattr(mc, "rope_full_precision", True))
-
-    def kv_modules(self, layer):
-        return layer.k_proj, layer.v_proj
-
-    def canvas(self, ids, attention_mask, dtype):
-        L = ids.shape[1]
-        # The model's own table (built once for max_sequence_length, or for L when longer), as its forward reads it.
-        sin, cos = self.layers[0].rotary_emb.get_rotary_embedding(L, ids.device)  # (1, 1, >= L, hd) float32
-        bias = None
-        if attention_mask is not None and bool((attention_mask == 0).any()):
-            keep = attention_mask.to(torch.float).view(ids.shape[0], -1)
-            bias = (1.0 - keep) * torch.finfo(torch.float).min  # (B, L): the published forward's padding bias
-        return {"L": L, "sin": sin, "cos": cos, "bias": bias, "dtype": dtype}
-
-    def rotate(self, t, rows, cv):
-        t_ = t.float() if self.full_precision else t
-        sin, cos = cv["sin"].type_as(t_)[:, :, rows], cv["cos"].type_as(t_)[:, :, rows]  # (1, 1, T, hd)
-        half = t_.shape[-1] // 2
-        turned = torch.cat([-t_[..., half:], t_[..., :half]], dim=-1)
-        return ((t_ * cos) + (turned * sin)).to(t_.dtype).type_as(t)
-
-    def mask(self, rows, key_rows, cv):
-        if cv["bias"] is None:
-            return None
-        dtype = cv["dtype"]  # cast as the published attention casts its bias: to the keys' dtype
-        bias = cv["bias"][:, key_rows][:, None, None, :].to(dtype)  # (B, 1, 1, K)
-        return bias.masked_fill(bias == float("-inf"), torch.finfo(dtype).min)
-
-    def embed(self, ids):
-        x = self.tr.wte(ids)
-        if getattr(self.cfg, "input_emb_norm", False):
-            x = x * (self.cfg.d_model ** 0.5)
-        return self.tr.emb_drop(x)
-
-    def layer(self, b, x, attend):
-        h = b.attn_norm(x)
-        x = x + b.dropout(b.attn_out(attend(b.q_proj(h), b.k_proj(h), b.v_proj(h))))
-        h = b.ff_norm(x)
-        return x + b.dropout(b.ff_out(b.act(b.ff_proj(h)) * b.up_proj(h)))
-
-    def head(self, x):
-        x = self.tr.ln_f(x)
-        logits = F.linear(x, self.tr.wte.weight, None) if self.cfg.weight_tying else self.tr.ff_out(x)
-        if getattr(self.cfg, "scale_logits", False):
-            logits = logits * (1 / self.cfg.d_model ** 0.5)
-        return logits
-
-
-class DreamLayers(BlockForward):
-    """Dream-v0's (Qwen2) layout: model {embed_tokens, layers[i] {input_layernorm, self_attn {q,k,v,o}_proj,
-    post_attention_layernorm, mlp}, norm, rotary_emb}, lm_head. Positions count real tokens (left padding
-    renumbered, padding at 1) exactly as DreamModel.forward gives them to Dream's own forward."""
-
-    family = "Dream"
-
-    def __init__(self, module):
-        super().__init__(module)
-        what = f"{type(self.core).__name__} (Dream layout)"
-        base = _need(self.core, "model", what)
-        for name in ("embed_tokens", "layers", "norm", "rotary_emb"):
-            _need(base, name, what + ".model")
-        _need(self.core, "lm_head", what)
-        self.base, self.layers = base, list(base.layers)
-        cfg = self.core.config
-        if getattr(cfg, "is_causal", False):
-            raise LayoutError(f"{what}: config is_causal=True, the cached forward is bidirectional")
-        for i, layer in enumerate(self.layers):
-            for p in ("input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                      "self_attn.o_proj", "post_attention_layernorm", "mlp"):
-                _need(layer, p, f"{what} layer {i}")
-        self.n_heads = int(cfg.num_attention_heads)
-        self.n_kv = int(getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads)
-
-    def kv_modules(self, layer):
-        return layer.self_attn.k_proj, layer.self_attn.v_proj
-
-    def canvas(self, ids, attention_mask, dtype):
-        B, L = ids.shape
-        am = None
-        if attention_mask is not None and bool((attention_mask == 0).any()):
-            am = attention_mask.bool()  # (B, L)
-            pos = (am.long().cumsum(-1) - 1).masked_fill(~am, 1)  # as DreamModel.forward numbers them
-        else:
-            pos = torch.arange(L, device=ids.device)[None]  # as Dream's forward does without position ids
-        # cos/sin over the whole canvas, with the call Dream's forward makes: the same tables, whatever rows run.
-        ref = torch.empty(0, dtype=dtype, device=ids.device)  # Dream's rotary reads only its dtype and device
-        cos, sin = self.base.rotary_emb(ref, pos)  # (1 or B, L, hd) in the activations' dtype
-        return {"L": L, "cos": cos, "sin": sin, "am": am}
-
-    def rotate(self, t, rows, cv):
-        cos, sin = cv["cos"][:, rows][:, None], cv["sin"][:, rows][:, None]  # (1 or B, 1, T, hd)
-        half = t.shape[-1] // 2
-        turned = torch.cat([-t[..., half:], t[..., :half]], dim=-1)
-        return (t * cos) + (turned * sin)
-
-    def mask(self, rows, key_rows, cv):
-        am = cv["am"]
-        if am is None:
-            return None
-        return am[:, rows][:, None, :, None] & am[:, key_rows][:, None, None, :]  # (B, 1, T, K)
-
-    def embed(self, ids):
-        return self.base.embed_tokens(ids)
-
-    def layer(self, layer, x, attend):
-        a = layer.self_attn
-        h = layer.input_layernorm(x)
-        x = x + a.o_proj(attend(a.q_proj(h), a.k_proj(h), a.v_proj(h)))
-        return x + layer.mlp(layer.post_attention_layernorm(x))
-
-    def head(self, x):
-        return self.core.lm_head(self.base.norm(x))  # raw: row i predicts token i + 1
-
-
-def find_layout(family: str, module: torch.nn.Module) -> BlockForward:
-    """The cached forward for `module` of `family` ("llada" | "dream"); LayoutError says why not."""
-    cls = {"llada": LLaDABlocks, "dream": DreamLayers}[family]
-    return cls(module)

@@ -16,13 +16,13 @@ import typer
 
 from mdlm_probe import __version__
 from mdlm_probe.core.exceptions import BadInput
-from . import card, compare, demo, errors, eval, frontier, generate, invariance, lm_eval, presets, report, shift, train
+from . import card, compare, demo, dynamics, errors, eval, frontier, generate, invariance, judge, lm_eval, presets, report, shift, train, tokens
 from .options import console, err_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Evaluate and diagnose masked diffusion language models (LLaDA, Dream, MDLM, tiny CE/CTC models).")
 
-COMMANDS = (generate, train, card, compare, demo, errors, eval, frontier, invariance, lm_eval, presets, report, shift)
+COMMANDS = (generate, train, card, compare, demo, dynamics, errors, eval, frontier, invariance, judge, lm_eval, presets, report, shift, tokens)
 
 
 def version_callback(value: bool) -> None:
@@ -66,13 +66,38 @@ def usage_line(e: Exception) -> str:
     return f"mdlm-probe: error: {msg} (see '{where}')"
 
 
+# Commands whose runs resume where they stopped when the same command is run again (records on disk).
+RESUMABLE = ("eval", "shift", "train", "demo", "invariance", "frontier")
+# What a user's file system says about a path they gave (a file where a folder should be ...): their input.
+PATH_ERRORS = (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def interrupted_line(argv: list[str]) -> str:
+    """What Ctrl-C prints: how to go on, for the commands that resume."""
+    command = next((a for a in argv if not a.startswith("-")), "")
+    if command in RESUMABLE:
+        return "mdlm-probe: interrupted: rerun the same command to resume (what was written is kept)"
+    return "mdlm-probe: interrupted"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: exit 0 ok, 2 bad input or usage error (one line), 1 internal error."""
+    """Entry point: exit 0 ok, 2 bad input or usage error (one line), 130 interrupted, 1 internal error."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="mdlm-probe")
     except BadInput as e:
-        err_console.print(f"mdlm-probe: error: {e}", highlight=False, soft_wrap=True)
+        # markup=False: a message quoting `pip install 'mdlm-probe[lm-eval]'` or a path with [brackets]
+        # must print as it is, not as console markup
+        err_console.print(f"mdlm-probe: error: {e}", markup=False, highlight=False, soft_wrap=True)
         return 2
+    except PATH_ERRORS as e:
+        where = f"{e.filename}: " if e.filename else ""
+        err_console.print(f"mdlm-probe: error: {where}{e.strerror or e}", markup=False, highlight=False,
+                          soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:  # raised outside typer's own catch (it turns Ctrl-C into Exit(130))
+        print(interrupted_line(args), file=sys.stderr, flush=True)
+        return 130
     except typer.Exit as e:
         return e.exit_code
     except (typer.Abort, *CLICK_ABORTS):
@@ -83,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(usage_line(e), file=sys.stderr)
         return 2
-    # Without standalone mode, click returns the code of an `Exit` it caught (--help, --version) or the
-    # command's return value (None).
+    # Without standalone mode, click returns the code of an `Exit` it caught (--help, --version; 130: typer
+    # turned Ctrl-C into Exit(130)) or the command's return value (None).
+    if rv == 130:
+        print(interrupted_line(args), file=sys.stderr, flush=True)
     return rv if isinstance(rv, int) else 0
 
 

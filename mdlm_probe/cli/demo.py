@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+from rich.markup import escape
 
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.report.demo import DEFAULT_CKPTS, DemoConfig, check_ckpts, run_demo
@@ -36,16 +37,16 @@ def demo(
     cfg = DemoConfig.quick(**kw) if quick else DemoConfig(**kw)
     out = out or Path("runs") / ("demo-quick" if quick else "demo")
     check_ckpts(cfg.ckpts)
-    console.print(f"[bold]mdlm-probe demo[/] into {out}: {', '.join(cfg.ckpts)}; {cfg.n_eval} held-out problems, "
+    console.print(f"[bold]mdlm-probe demo[/] into {escape(str(out))}: {escape(', '.join(cfg.ckpts))}; {cfg.n_eval} held-out problems, "
                   f"shift sweep on {cfg.n_shift}", highlight=False)
     with warnings_to_stderr():
-        res = run_demo(cfg, out, log=lambda s: console.print(s, highlight=False, soft_wrap=True),
+        res = run_demo(cfg, out, log=lambda s: console.print(s, markup=False, highlight=False, soft_wrap=True),
                        progress="auto", show=_show)
     console.rule("timing")
     for name, secs in res["steps"]:
-        console.print(f"{secs:8.1f} s  {name}", highlight=False, soft_wrap=True)
+        console.print(f"{secs:8.1f} s  {name}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"[bold]{res['seconds']:8.1f} s  total[/]")
-    console.print(f"report: {res['report']}  (open file://{Path(res['report']).resolve()})", highlight=False,
+    console.print(f"report: {res['report']}  (open file://{Path(res['report']).resolve()})", markup=False, highlight=False,
                   soft_wrap=True)
 
 

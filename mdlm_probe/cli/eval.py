@@ -6,26 +6,28 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
-from mdlm_probe.adapters import describe_checkpoint
 from mdlm_probe.core.checkpoints import DEFAULT_CKPT
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.core.rundir import default_out
 from mdlm_probe.runs.evaluate import run_eval
-from mdlm_probe.decoding import resolve_sampler
+from mdlm_probe.runs.settings import default_ckpt, resolve_settings
 from mdlm_probe.tasks.benchmarks import benchmark_names, get_benchmark
 from .options import (ALLOW_MISSING_HELP, BENCHMARK_HELP, CKPT_HELP, adapter_option, chat_option, console,
-                      data_dir_option, device_option, dtype_option, out_option, preset_option, sampler_options,
-                      with_preset)
+                      data_dir_option, device_option, dtype_option, out_option, preset_option, sampler_options)
+from .tables import check_format, format_option, print_json, print_records
 
 
-def check_names(ckpt: str, benchmark: str, sampler: dict, predictions: Optional[Path], adapter: Optional[str]) -> None:
+def check_names(ckpt: str, benchmark: str, sampler: dict, predictions: Optional[Path], adapter: Optional[str],
+                **given) -> None:
     """The cheap checks, before any data or weights load: a misspelt benchmark, checkpoint or sampler
-    setting is named as such, not reported as whatever the data loading stumbles on first."""
+    setting, or a preset the command cannot honour, is named as such, not reported as whatever the data
+    loading stumbles on first. `given`: preset, chat, num_fewshot, dtype (`resolve_settings`)."""
     if benchmark not in benchmark_names():
         raise BadInput(f"unknown benchmark {benchmark!r}; expected one of {', '.join(benchmark_names())}")
     if predictions is None:
-        resolve_sampler(sampler, describe_checkpoint(ckpt, adapter))
+        resolve_settings(ckpt=ckpt, adapter=adapter, benchmark=benchmark, sampler=sampler, **given)
 
 
 @sampler_options
@@ -53,12 +55,14 @@ def eval_command(
     device: Optional[str] = device_option(),
     dtype: Optional[str] = dtype_option(),
     allow_missing_weights: bool = typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP),
+    fmt: str = format_option(),
     sampler: dict = None,
 ):
     """Evaluate a checkpoint on a benchmark: config.json, samples.jsonl, summary.json (resumable)."""
-    model, _, chat, checked = with_preset(preset, benchmark, chat, sampler)  # the preset's settings apply in run_eval
-    ckpt = ckpt or model or DEFAULT_CKPT
-    check_names(ckpt, benchmark, checked, predictions, adapter)
+    check_format(fmt)
+    ckpt = ckpt or default_ckpt(preset)  # every other setting is resolved in run_eval (runs/settings.py)
+    check_names(ckpt, benchmark, sampler, predictions, adapter, preset=preset, chat=chat, num_fewshot=num_fewshot,
+                dtype=dtype)
     bench = get_benchmark(benchmark, data_file=data_file, data_dir=data_dir, **({"subset": subset} if subset else {}))
     if out is None:
         out = default_out("eval", benchmark, ["predictions" if predictions else ckpt])
@@ -67,14 +71,20 @@ def eval_command(
                  progress="auto" if progress is None else progress, subset=subset,
                  num_processes=num_processes, adapter=adapter, device=device, dtype=dtype,
                  allow_missing_weights=allow_missing_weights, preset=preset)
+    if fmt != "table" and s.get("complete"):
+        print_summary(s, fmt)
+        return
     if not s.get("complete"):
         console.print(f"shard {s.get('shard')} done ({s['n_shard']} samples); {s['n_done']}/{s['n_planned']} "
-                      f"in {out} so far; the last shard to finish writes summary.json", soft_wrap=True)
+                      f"in {out} so far; the last shard to finish writes summary.json", markup=False, soft_wrap=True)
         return
     acc = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.4f} [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]"
     verdicts = ", ".join(f"{k} {v}" for k, v in s["verdicts"].items())
-    console.print(f"[bold]{s['benchmark']}[/] {s['ckpt']}: accuracy {acc} (n={s['n']}; {verdicts}; "
+    console.print(f"[bold]{s['benchmark']}[/] {escape(str(s['ckpt']))}: accuracy {acc} (n={s['n']}; {verdicts}; "
                   f"truncated prompts {s['truncated_prompts']})", highlight=False, soft_wrap=True)
+    if getattr(bench, "kind", None) == "open":  # nothing scored at eval time (docs/arena_hard.md)
+        console.print(f"open-ended: not scored here; answers also in {out}/model_answer/ (Arena-Hard format); "
+                      f"score them with `mdlm-probe judge {out} --baseline ...`", highlight=False, soft_wrap=True)
     ex, rate = s.get("extraction"), s.get("empty_rate")
     if ex:  # the two GSM8K extractions lm-eval reports, and the share with nothing to score
         console.print(f"extraction: strict {_pct(ex['strict'])} · flexible {_pct(ex['flexible'])} · "
@@ -85,9 +95,22 @@ def eval_command(
     t = s["timing"]
     if t.get("tokens_per_second"):
         console.print(f"{t['tokens_per_second']} tokens/s, {t['wall_seconds']} s wall · {out}/summary.json",
-                      highlight=False, soft_wrap=True)
+                      markup=False, highlight=False, soft_wrap=True)
     else:
-        console.print(f"{out}/summary.json", highlight=False)
+        console.print(f"{out}/summary.json", markup=False, highlight=False)
+
+
+def print_summary(s: dict, fmt: str) -> None:
+    """summary.json's content (json), or its headline numbers as one CSV row (ci_low / ci_high: the Wilson CI)."""
+    if fmt == "json":
+        print_json(s)
+        return
+    ci = s.get("ci95") or [None, None]
+    print_records([{"benchmark": s.get("benchmark"), "ckpt": s.get("ckpt"), "n": s.get("n"),
+                    "accuracy": s.get("accuracy"), "ci_low": ci[0], "ci_high": ci[1],
+                    **{f"verdict_{k}": v for k, v in (s.get("verdicts") or {}).items()},
+                    "truncated_prompts": s.get("truncated_prompts"), "empty_rate": s.get("empty_rate"),
+                    "tokens_per_second": (s.get("timing") or {}).get("tokens_per_second")}], "csv")
 
 
 def _pct(x: float | None) -> str:

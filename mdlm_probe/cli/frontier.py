@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.table import Table
-
 from mdlm_probe.core.checkpoints import DEFAULT_CKPT
 from mdlm_probe.core.rundir import default_out
-from mdlm_probe.runs.frontier import run_frontier
+from mdlm_probe.runs.frontier import csv_rows, run_frontier
 from .eval import check_names
 from .options import (BENCHMARK_HELP, CKPT_HELP, adapter_option, console, device_option, dtype_option, sampler_options,
                       warnings_to_stderr)
+from .tables import Col, check_format, format_option, print_json, print_records, print_table
 
 
 @sampler_options
@@ -30,27 +29,43 @@ def frontier(
     dtype: Optional[str] = dtype_option(),
     adapter: Optional[str] = adapter_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace sub-runs with a different config."),
+    fmt: str = format_option(),
     sampler: dict = None,
 ):
     """Accuracy against speed (tokens/s, tokens per forward) for each decoding mode, Pareto-optimal ones marked."""
+    check_format(fmt)
     check_names(ckpt, benchmark, sampler, None, adapter)
     out = out or default_out("frontier", benchmark, [ckpt])
     with warnings_to_stderr():
         res = run_frontier(ckpt, benchmark, out, modes.split(","), sampler_overrides=sampler, limit=limit,
                            overwrite=overwrite, progress="auto", device=device, dtype=dtype, adapter=adapter)
-    print_frontier(res, out)
+    if fmt == "json":  # frontier.json's content
+        print_json(res)
+    elif fmt == "csv":  # frontier.csv's rows
+        print_records(csv_rows(res["modes"]), "csv")
+    else:
+        print_frontier(res, out)
 
 
 def print_frontier(res: dict[str, Any], out: Path) -> None:
-    t = Table(title=f"{res['benchmark']} {res['ckpt']}: accuracy against speed (* = Pareto-optimal)")
-    for c in ("mode", "n", "accuracy", "95% CI", "NFE", "tokens/forward", "tokens/s", "s/sample"):
-        t.add_column(c, overflow="fold")
-    for r in res["modes"]:
-        star = lambda key: "*" if r[key] else ""  # noqa: E731
-        t.add_row(r["mode"], str(r["n"]), f"{r['accuracy']:.3f}", f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]",
-                  f"{r['nfe_mean']:.1f}", f"{r['tokens_per_forward']:.2f}{star('pareto_tokens_per_forward')}",
-                  f"{r['tokens_per_second']:.1f}{star('pareto_tokens_per_second')}", f"{r['seconds_per_sample']:.4f}")
-    console.print(t)
+    def star(r: dict, key: str) -> str:
+        return "*" if r[key] else ""
+    rows = [{"mode": r["mode"], "n": str(r["n"]), "acc": f"{r['accuracy']:.3f}",
+             "ci": f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]", "nfe": f"{r['nfe_mean']:.1f}",
+             "tpf": f"{r['tokens_per_forward']:.2f}{star(r, 'pareto_tokens_per_forward')}",
+             "tps": f"{r['tokens_per_second']:.1f}{star(r, 'pareto_tokens_per_second')}",
+             "sps": f"{r['seconds_per_sample']:.4f}", "aup": f"{r['aup']:.1f}" if "aup" in r else "",
+             "fam": r.get("aup_family", "")} for r in res["modes"]]
+    cols = [Col("mode", "mode"), Col("n", "n", justify="right"), Col("accuracy", "acc", justify="right"),
+            Col("95% CI", "ci", justify="right"), Col("NFE", "nfe", justify="right"),
+            Col("TPF (gen tok/fwd)", "tpf", justify="right"), Col("gen tok/s", "tps", justify="right"),
+            Col("s/sample", "sps", justify="right"), Col("AUP", "aup", justify="right"),
+            Col("AUP curve", "fam")]
+    print_table(console, f"{res['benchmark']} {res['ckpt']}: accuracy against speed", cols, rows,
+                legend="NFE: forwards per sample; TPF: generated tokens per forward; gen tok/s: generated tokens "
+                       "per second (the output canvas, EOS padding included; prompt tokens never count); AUP: "
+                       "d3LLM's accuracy under parallelism of the mode's curve (modes differing only in threshold; "
+                       "docs/invariance.md); * = Pareto-optimal (no mode is both more accurate and faster)")
     console.print(f"[dim]wrote {out / 'frontier.json'}, {out / 'frontier.csv'} and {out / 'frontier.png'}[/]",
                   highlight=False, soft_wrap=True)
 

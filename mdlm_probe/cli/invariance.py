@@ -7,15 +7,15 @@ from typing import Any, List, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from mdlm_probe.core.checkpoints import DEFAULT_CKPT
 from mdlm_probe.core.rundir import default_out
 from mdlm_probe.report.render import diff_segments
-from mdlm_probe.runs.invariance import run_invariance
+from mdlm_probe.runs.invariance import csv_rows, run_invariance
 from .eval import check_names
 from .options import (BENCHMARK_HELP, CKPT_HELP, adapter_option, console, device_option, dtype_option, sampler_options,
                       warnings_to_stderr)
+from .tables import Col, check_format, format_option, print_json, print_records, print_table
 
 
 @sampler_options
@@ -33,15 +33,22 @@ def invariance(
     boot_seed: int = typer.Option(0, "--boot-seed", help="Bootstrap seed."),
     show_ids: int = typer.Option(5, "--show-ids", help="Changed outputs printed (with their diff) per variant."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace sub-runs with a different config."),
+    fmt: str = format_option(),
     sampler: dict = None,
 ):
     """Decode the same problems under each variant; identical outputs, paired accuracy difference, flips."""
+    check_format(fmt)
     check_names(ckpt, benchmark, sampler, None, adapter)
     out = out or default_out("invariance", benchmark, [ckpt])
     with warnings_to_stderr():
         res = run_invariance(ckpt, benchmark, out, vary, sampler_overrides=sampler, limit=limit, device=device,
                              dtype=dtype, seed=boot_seed, overwrite=overwrite, progress="auto", adapter=adapter)
-    print_invariance(res, out, show_ids)
+    if fmt == "json":  # invariance.json's content
+        print_json(res)
+    elif fmt == "csv":  # invariance.csv's rows
+        print_records(csv_rows(res["variants"]), "csv")
+    else:
+        print_invariance(res, out, show_ids)
 
 
 def diff_markup(a: str, b: str) -> tuple[str, str]:
@@ -54,17 +61,19 @@ def diff_markup(a: str, b: str) -> tuple[str, str]:
 
 def print_invariance(res: dict[str, Any], out: Path, show_ids: int) -> None:
     base = ", ".join(f"{k}={v}" for k, v in res["base"].items())
-    t = Table(title=f"{res['benchmark']} {res['ckpt']}: each variant against the baseline ({base})")
-    for c in ("variant", "n", "accuracy", "identical", "diff", "95% bootstrap CI", "McNemar p", "flips +/-"):
-        t.add_column(c, overflow="fold")
-    for r in res["variants"]:
-        if r["variant"] == "base":
-            t.add_row("base", str(r["n"]), f"{r['accuracy']:.3f}", "", "", "", "", "")
-            continue
-        t.add_row(r["variant"], str(r["n"]), f"{r['accuracy']:.3f}", f"{r['identical']}/{r['n']}",
-                  f"{r['diff']:+.3f}", f"[{r['diff_ci'][0]:+.3f}, {r['diff_ci'][1]:+.3f}]", f"{r['mcnemar_p']:.3g}",
-                  f"+{len(r['variant_right_base_wrong'])} / -{len(r['base_right_variant_wrong'])}")
-    console.print(t)
+    rows = [{"variant": r["variant"], "n": str(r["n"]), "acc": f"{r['accuracy']:.3f}"} if r["variant"] == "base" else
+            {"variant": r["variant"], "n": str(r["n"]), "acc": f"{r['accuracy']:.3f}",
+             "same": f"{r['identical']}/{r['n']}", "diff": f"{r['diff']:+.3f}",
+             "ci": f"[{r['diff_ci'][0]:+.3f}, {r['diff_ci'][1]:+.3f}]", "p": f"{r['mcnemar_p']:.3g}",
+             "flips": f"+{len(r['variant_right_base_wrong'])}/-{len(r['base_right_variant_wrong'])}"}
+            for r in res["variants"]]
+    cols = [Col("variant", "variant"), Col("n", "n", justify="right"), Col("accuracy", "acc", justify="right"),
+            Col("identical", "same", justify="right"), Col("diff", "diff", justify="right"),
+            Col("95% CI", "ci", justify="right"), Col("McNemar p", "p", justify="right"),
+            Col("flips", "flips", justify="right")]
+    print_table(console, f"{res['benchmark']} {res['ckpt']}: each variant against the baseline ({base})", cols, rows,
+                legend="identical: outputs equal to the baseline's; diff: variant - baseline accuracy, paired "
+                       "bootstrap CI; flips: +right only in the variant / -right only in the baseline")
     for r in res["variants"][1:]:
         for c in r["changed"][:show_ids]:
             a, b = diff_markup(c["text_base"], c["text"])

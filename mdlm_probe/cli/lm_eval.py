@@ -15,7 +15,8 @@ from typing import Iterable, List, Optional
 import typer
 
 from mdlm_probe.core.exceptions import BadInput, first_line
-from mdlm_probe.tasks.benchmarks import go_offline, hub_reachable
+from mdlm_probe.core.hub import go_offline, hub_reachable
+from mdlm_probe.runs.settings import check_preset
 from mdlm_probe.tasks.presets import get_preset
 
 
@@ -64,10 +65,23 @@ def _flag(argv: list[str], *names: str) -> int | None:
     return None
 
 
-def with_preset_args(argv: list[str], preset: str) -> list[str]:
+def model_args_preset(argv: list[str]) -> str | None:
+    """The `preset=NAME` in --model_args, if any."""
+    i = _flag(argv, "--model_args", "-a")
+    if i is None:
+        return None
+    value = argv[i].split("=", 1)[1] if argv[i].startswith("--model_args=") else (argv[i + 1] if i + 1 < len(argv) else "")
+    found = [kv.split("=", 1)[1].strip() for kv in value.split(",") if kv.strip().startswith("preset=")]
+    return found[-1] if found else None
+
+
+def with_preset_args(argv: list[str], preset: str, in_model_args: bool = False) -> list[str]:
     """lm-eval arguments once `preset` fills what they leave out: `preset=NAME` (and the preset's model as
     `pretrained` when none is given) in --model_args, the published task as --tasks, its few-shot count as
-    --num_fewshot, --apply_chat_template when it was published with the chat template. Arguments given win."""
+    --num_fewshot, --apply_chat_template when it was published with the chat template, and with the chat
+    template its few-shot layout (`--fewshot_as_multiturn false` for a preset that put the shots in one user
+    turn, as Fast-dLLM's eval_llada.py did; lm-eval >= 0.4.10 turns multi-turn on with the template).
+    Arguments given win. `in_model_args`: the preset came as `preset=NAME` in --model_args (left there)."""
     p = get_preset(preset)
     argv = list(argv)
     m = _flag(argv, "--model", "-M")
@@ -76,7 +90,9 @@ def with_preset_args(argv: list[str], preset: str) -> list[str]:
         if model != _model().MODEL_NAME:
             raise BadInput(f"--preset needs --model {_model().MODEL_NAME}, not {model!r}")
     i = _flag(argv, "--model_args", "-a")
-    if i is None:
+    if in_model_args:
+        pass  # the model class reads preset= itself; pretrained= given or the preset's (MDLMProbeLM)
+    elif i is None:
         argv += ["--model_args", f"pretrained={p.model},preset={preset}"]
     else:
         inline = argv[i].startswith("--model_args=")
@@ -95,6 +111,11 @@ def with_preset_args(argv: list[str], preset: str) -> list[str]:
         argv += ["--num_fewshot", str(p.num_fewshot)]
     if _flag(argv, "--apply_chat_template") is None and p.chat:
         argv += ["--apply_chat_template"]
+    turns = p.settings.get("fewshot_as_multiturn")
+    if turns is not None and _flag(argv, "--apply_chat_template") is not None \
+            and _flag(argv, "--fewshot_as_multiturn") is None:
+        argv += ["--fewshot_as_multiturn", "true" if turns else "false"]
+    check_preset(p, "lm-eval", None)  # after the arguments' own mistakes: a protocol field lm-eval cannot reproduce
     return argv
 
 
@@ -117,7 +138,11 @@ def run_lm_eval_cli(argv: Iterable[str], preset: str | None = None) -> int:
     """Register the model and run lm-eval's CLI with `argv` (what follows `lm-eval`); returns its exit code.
     `preset` fills the arguments argv leaves out (`with_preset_args`). An unreachable Hub is detected first
     (no retries) and a failed data download is one BadInput line."""
-    argv = with_preset_args(list(argv), preset) if preset else list(argv)
+    argv = list(argv)
+    if preset:
+        argv = with_preset_args(argv, preset)
+    elif (named := model_args_preset(argv)) is not None:  # --model_args preset=NAME applies the whole preset too
+        argv = with_preset_args(argv, named, in_model_args=True)
     _model().register()
     from lm_eval.__main__ import cli_evaluate
 
@@ -132,6 +157,11 @@ def run_lm_eval_cli(argv: Iterable[str], preset: str | None = None) -> int:
     except _connection_errors() as e:
         first = first_line(e)
         raise BadInput(f"lm-eval could not fetch a task's data ({first}); {OFFLINE_HINT}") from None
+    except ValueError as e:
+        if not str(e).startswith("Tasks not found"):  # lm-eval's word for an unknown --tasks name
+            raise
+        raise BadInput(f"lm-eval: {first_line(e)} (`mdlm-probe lm-eval -- ls tasks` lists them; tasks on local "
+                       f"files need --include_path DIR)") from None
     finally:
         sys.argv = saved
     return 0

@@ -23,13 +23,12 @@ from rich.console import Console
 from mdlm_probe.adapters import adapter_names
 from mdlm_probe.core.checkpoints import shipped_names
 from mdlm_probe.core.collapse import COLLAPSES
-from mdlm_probe.core.exceptions import BadInput
+from mdlm_probe.core.devices import check_device
 from mdlm_probe.core.rundir import DEFAULT_CHAT, RUNS_ROOT
 from mdlm_probe.core.workers import set_threads
 from mdlm_probe.decoding import CACHES, REMASKING
-from mdlm_probe.decoding import SCHEDULES
+from mdlm_probe.decoding import REPAIRS, SCHEDULES
 from mdlm_probe.tasks.benchmarks import DATA_ENV, benchmark_names
-from mdlm_probe.tasks.presets import apply_preset, get_preset
 
 console = Console()
 err_console = Console(stderr=True)
@@ -49,8 +48,9 @@ BENCHMARK_HELP = f"Benchmark: {choices(benchmark_names())}."
 THREADS_HELP = ("torch CPU threads per process (default: OMP_NUM_THREADS when set, else 1: more threads gain "
                 "little on an idle CPU and stall badly when other work shares the cores; see README, Performance).")
 
-# name -> (type, help). Defaults are None: a value not given comes from the checkpoint's sidecar, then
-# the global defaults (sampler.resolve_sampler), and the resolved values go into the run's config.
+# name -> (type, help). Defaults are None: a value not given comes from the --preset, the checkpoint's sidecar,
+# the adapter's defaults, then the global defaults (runs/settings.py: resolve_settings), and the resolved values
+# go into the run's config, where each came from into its card.
 SAMPLER_OPTIONS: dict[str, tuple[Any, str]] = {
     "gen_length": (Optional[int], "Response positions to generate."),
     "steps": (Optional[int], "Denoising steps in total (split evenly over blocks)."),
@@ -70,10 +70,26 @@ SAMPLER_OPTIONS: dict[str, tuple[Any, str]] = {
     "cache": (Optional[str], f"Block KV cache: {choices(CACHES)} (prefix: keys/values before the block; "
                              "dual: before and after it)."),
     "cache_refresh": (Optional[int], "With --cache: a full forward every N steps within a block (0 = only at block starts)."),
+    "measure_cache_drift": (Optional[bool], "With --cache: also run the exact forward and record per sample the cached "
+                                            "logits' KL, top-1 agreement and commits that would differ (hook_info.cache_drift; "
+                                            "costs a full forward per measured step; the decode is unchanged)."),
+    "drift_every": (Optional[int], "With --measure-cache-drift: measure every k-th step (default 1)."),
+    "cache_drift_threshold": (Optional[float], "--cache adaptive: a full forward once the block's predictions moved this "
+                                               "far (total variation) since the last one (0 = every step; 0.5)."),
+    "cache_window": (Optional[int], "--cache adaptive: blocks its cached steps run (a block start inside them needs no "
+                                    "full forward; 3)."),
+    "compact": (Optional[bool], "Batch compaction: rows with no mask left up to the block's end leave the forward "
+                                "batch (--cache none; same tokens, fewer positions forwarded; docs/sampler.md)."),
     "seed": (Optional[int], "Random seed."),
     "batch_size": (Optional[int], "Prompts decoded together."),
     "collapse": (Optional[str], f"Collapse map that is scored: {choices(COLLAPSES)} (surface deletes <slack>; "
                                 "ctc merges repeats too)."),
+    "repair": (Optional[str], f"Decode-time repair of committed tokens: {choices(n for n in REPAIRS if n != 'none')} "
+                              "(default off; docs/repair.md). On shift: every decode with and without it, paired."),
+    "repair_threshold": (Optional[float], "--repair: a committed token scored below this probability is doubted (0.5)."),
+    "repair_budget": (Optional[int], "--repair: positions reopened or moved (edits tried) per sample and block (4)."),
+    "repair_window": (Optional[int], "--repair seam: positions reopened either side of a seam (1)."),
+    "repair_scope": (Optional[str], "--repair: block (the current block's committed tokens) or all (earlier blocks' too)."),
 }
 
 
@@ -133,8 +149,13 @@ def adapter_option() -> Any:
     return typer.Option(None, "--adapter", help=ADAPTER_HELP)
 
 
+def _checked_device(value: Optional[str]) -> Optional[str]:
+    check_device(value)  # before any data or weights load: says which devices there are
+    return value
+
+
 def device_option(note: str = "") -> Any:
-    return typer.Option(None, "--device", help=f"cpu, cuda, cuda:1 ...{note}")
+    return typer.Option(None, "--device", help=f"cpu, cuda, cuda:1 ...{note}", callback=_checked_device)
 
 
 def dtype_option(note: str = "") -> Any:
@@ -153,18 +174,6 @@ def preset_option() -> Any:
                         "lists them); options given on the command line win over it.")
 
 
-def with_preset(preset: str | None, benchmark: str | None, chat: bool | None,
-                sampler: dict | None) -> tuple[str | None, str | None, bool, dict | None]:
-    """(model, benchmark, chat, sampler settings) once `preset` fills what the command line left out."""
-    if preset is None:
-        return None, benchmark, DEFAULT_CHAT if chat is None else chat, sampler
-    p = get_preset(preset)
-    if benchmark is not None and benchmark != p.benchmark:
-        raise BadInput(f"--preset {preset} was published for {p.benchmark}, not {benchmark}")
-    chat = chat if chat is not None else (p.chat if p.chat is not None else DEFAULT_CHAT)
-    return p.model, p.benchmark, chat, apply_preset(preset, sampler)
-
-
 def out_option(command: str) -> Any:
     return typer.Option(None, "--out", help=f"Run directory (default {RUNS_ROOT}/{command}/<bench>-<ckpt>).")
 
@@ -178,7 +187,7 @@ def data_dir_option() -> Any:
 def warnings_to_stderr() -> Iterator[None]:
     """Library warnings (skipped lines, records without a reference) as `mdlm-probe: warning: ...` lines."""
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        err_console.print(f"mdlm-probe: warning: {message}", highlight=False, soft_wrap=True)
+        err_console.print(f"mdlm-probe: warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")

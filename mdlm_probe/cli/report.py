@@ -18,7 +18,8 @@ def report(
 ):
     """Build an HTML report (opens from disk, no server or network) from run directories."""
     path = build_report(run_dirs, out, title=title)
-    console.print(f"report: {path}  (open it in a browser: file://{path.resolve()})", highlight=False, soft_wrap=True)
+    console.print(f"report: {path}  (open it in a browser: file://{path.resolve()})", markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

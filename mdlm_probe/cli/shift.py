@@ -15,10 +15,14 @@ from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.core.rundir import default_out
 from mdlm_probe.report.render import diff_segments, legend_text, model_glyphs
 from mdlm_probe.runs import shift as lib
+from mdlm_probe.runs.shift_repair import REPAIR_CSV, run_shift_repair
+from mdlm_probe.runs.settings import default_ckpt
+from mdlm_probe.tasks.presets import get_preset
 from mdlm_probe.tasks.judge import Judge
 from .options import (ALLOW_MISSING_HELP, BENCHMARK_HELP, CKPT_HELP, adapter_option, chat_option, console,
                       data_dir_option, device_option, dtype_option, err_console, out_option, preset_option,
-                      sampler_options, with_preset)
+                      sampler_options)
+from .tables import Col, check_format, format_option, print_table
 
 
 def _floats(s: str, opt: str) -> list[float]:
@@ -63,12 +67,14 @@ def shift(
     device: Optional[str] = device_option(),
     dtype: Optional[str] = dtype_option(),
     allow_missing_weights: bool = typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP),
+    fmt: str = format_option(),
     sampler: dict = None,
 ):
     """Shift tokens by one position mid-decoding and measure the damage against the paired clean run."""
-    model, benchmark, chat, checked = with_preset(preset, benchmark, chat, sampler)  # applied in run_shift
-    benchmark = benchmark or "synthetic"
-    ckpts = list(dict.fromkeys(ckpt or [model or DEFAULT_CKPT]))
+    check_format(fmt)
+    # every other setting is resolved in run_shift (runs/settings.py), as for a library call
+    benchmark = benchmark or (get_preset(preset).benchmark if preset else "synthetic")
+    ckpts = list(dict.fromkeys(ckpt or [default_ckpt(preset)]))
     if at is not None and at_step is not None:
         raise BadInput("give --at or --at-step, not both")
     if positions is not None and fractions is not None:
@@ -81,42 +87,79 @@ def shift(
     if judge_url is not None or judge_model is not None:
         judge = Judge(url=judge_url or "", model=judge_model or "", timeout=judge_timeout)
 
+    st = lib.shift_settings(ckpts, grid, adapter=adapter, sampler=sampler, benchmark=benchmark, preset=preset,
+                            chat=chat, num_fewshot=num_fewshot, dtype=dtype)  # checked before data loads
+
     def load(c: str):
-        return load_model(c, adapter=adapter, device=device, dtype=dtype, allow_missing_weights=allow_missing_weights)
+        return load_model(c, adapter=adapter, device=device, dtype=st[c].dtype,
+                          allow_missing_weights=allow_missing_weights)
 
     if prompt is not None:
-        _, cfgs = lib.resolve_checkpoints(ckpts, checked, grid, adapter)
-        for c, model, clean, shifted, setting in lib.prompt_pairs(prompt, ckpts, cfgs, grid, load, chat):
+        cfgs = {c: s.sampler for c, s in st.items()}
+        for c, model, clean, shifted, setting in lib.prompt_pairs(prompt, ckpts, cfgs, grid, load,
+                                                                  st[ckpts[0]].chat):
             _render_pair(console, model, clean, shifted, title=f"{c} · {setting}")
         return
     out = out or default_out("shift", benchmark, ckpts)
-    res = lib.run_shift(ckpts, out, grid, benchmark=benchmark, data_file=data_file, data_dir=data_dir, limit=limit,
-                        num_fewshot=num_fewshot, chat=chat, sampler=sampler, overwrite=overwrite,
-                        num_processes=num_processes, clean_from=clean_from or (), judge=judge, adapter=adapter,
-                        device=device, dtype=dtype, allow_missing_weights=allow_missing_weights, load=load,
-                        log=lambda s: err_console.print(s, highlight=False, soft_wrap=True), preset=preset)
-    _print_table(console, res.rows)
-    console.print(f"wrote {res.written} new records; {res.out / lib.SHIFT_FILE}, {res.out / lib.SUMMARY_FILE}, "
-                  f"{lib.ACC_PNG}{', ' + lib.HEATMAP_PNG if res.heatmap else ''} in {res.out}", highlight=False)
+    kw = dict(benchmark=benchmark, data_file=data_file, data_dir=data_dir, limit=limit, num_fewshot=num_fewshot,
+              chat=chat, overwrite=overwrite, num_processes=num_processes, clean_from=clean_from or (), judge=judge,
+              adapter=adapter, device=device, dtype=dtype, allow_missing_weights=allow_missing_weights, load=load,
+              log=lambda s: err_console.print(s, highlight=False, soft_wrap=True), preset=preset)
+    if st[ckpts[0]].sampler.repair:  # each decode with and without the repair, paired (runs/shift_repair.py)
+        both = run_shift_repair(ckpts, out, grid, sampler=sampler, **kw)
+        res = both.base
+        _print_repair_table(console if fmt == "table" else err_console, both.rows)
+        err_console.print(f"with the repair: {both.repaired.out}; paired: {both.repaired.out / REPAIR_CSV}",
+                          highlight=False)
+    else:
+        res = lib.run_shift(ckpts, out, grid, sampler=sampler, **kw)
+    _print_table(console, res.rows, fmt)
+    notes = console if fmt == "table" else err_console  # csv/json: stdout holds the rows only
+    notes.print(f"wrote {res.written} new records; {res.out / lib.SHIFT_FILE}, {res.out / lib.SUMMARY_FILE}, "
+                f"{lib.ACC_PNG}{', ' + lib.HEATMAP_PNG if res.heatmap else ''} in {res.out}", highlight=False)
     if show:
-        by_id = {(r["ckpt"], r["id"]): r for r in res.records}
-        first_spec = grid.specs()[0].setting
-        for c in ckpts:
-            s = next((r for r in res.records if r["ckpt"] == c and r["id"].endswith("@" + first_spec)), None)
-            if s is not None:
-                _render_pair(console, load(c), by_id[(c, s["intervention"]["clean_id"])], s, title=f"{c} · {s['id']}")
+        _show_pairs(notes, res.records, grid, ckpts, load)
 
 
-def _print_table(console, rows: list[dict[str, Any]]) -> None:
-    t = Table(title="shift summary: drop = clean - shifted accuracy [95% paired bootstrap CI]", box=None)
-    for col in ("ckpt", "mode", "p", "at", "n", "clean", "shifted", "drop [CI]", "flips", "edit", "absorbed"):
-        t.add_column(col, no_wrap=col in ("drop [CI]",), overflow="fold")  # names wrap, never "tiny-c…"
+def _print_repair_table(console, rows: list[dict[str, Any]]) -> None:
+    t = Table(title="repair: recovered = 1 - drop with / drop without [95% paired bootstrap CI]", box=None)
+    for col in ("ckpt", "mode", "p", "at", "n", "drop without", "drop with", "recovered [CI]", "NFE x",
+                "clean without", "clean with"):
+        t.add_column(col, no_wrap=col == "recovered [CI]", overflow="fold")
     for r in rows:
         t.add_row(r["ckpt"], r["mode"], f"{r['fraction']:g}" if not isinstance(r["fraction"], str) else r["fraction"],
-                  r["at"], str(r["n"]), f"{r['acc_clean']:.3f}", f"{r['acc_shifted']:.3f}",
-                  f"{r['drop']:+.3f} [{r['drop_lo']:+.2f},{r['drop_hi']:+.2f}]", f"{r['flip_rate']:.2f}",
-                  f"{r['edit_tokens']:.2f}", f"{r['absorbed']:.2f}")
+                  r["at"], str(r["n"]), f"{r['drop_without']:+.3f}", f"{r['drop_with']:+.3f}",
+                  f"{r['recovered']:+.2f} [{r['recovered_lo']:+.2f},{r['recovered_hi']:+.2f}]",
+                  f"{r['nfe_ratio']:.2f}", f"{r['acc_clean_without']:.3f}", f"{r['acc_clean_with']:.3f}")
     console.print(t)
+
+
+def _show_pairs(console, records: list[dict[str, Any]], grid, ckpts: list[str], load) -> None:
+    """--show: each checkpoint's first shifted record beside its clean twin."""
+    by_id = {(r["ckpt"], r["id"]): r for r in records}
+    first_spec = grid.specs()[0].setting
+    for c in ckpts:
+        s = next((r for r in records if r["ckpt"] == c and r["id"].endswith("@" + first_spec)), None)
+        if s is not None:
+            _render_pair(console, load(c), by_id[(c, s["intervention"]["clean_id"])], s, title=f"{c} · {s['id']}")
+
+
+def _print_table(console, rows: list[dict[str, Any]], fmt: str = "table") -> None:
+    """The summary; too wide for the terminal, each checkpoint's rows under its full name (cli/tables.py)."""
+    def f2(x: float) -> str:
+        return f"{x:.2f}"
+    cols = [Col("ckpt", "ckpt"), Col("mode", "mode"), Col("p", "fraction", lambda x: f"{x:g}", "right"),
+            Col("at", "at", justify="right"), Col("n", "n", justify="right"),
+            Col("clean", "acc_clean", lambda x: f"{x:.3f}", "right"),
+            Col("shifted", "acc_shifted", lambda x: f"{x:.3f}", "right"), Col("drop [CI]", "drop_ci", justify="right"),
+            Col("flips", "flip_rate", f2, "right"), Col("edit", "edit_tokens", f2, "right"),
+            Col("absorbed", "absorbed", f2, "right")]
+    shown = [{**r, "drop_ci": f"{r['drop']:+.3f} [{r['drop_lo']:+.2f},{r['drop_hi']:+.2f}]"} for r in rows]
+    print_table(console, "shift summary: drop = clean - shifted accuracy [95% paired bootstrap CI]", cols, shown,
+                fmt=fmt, group="ckpt", records=rows,
+                legend="p: share of gen-length edited; at: committed share when the edit fires; clean, shifted: "
+                       "accuracy; flips: share whose verdict changed; edit: token edit distance / length; "
+                       "absorbed: share whose shifted text equals the clean text")
 
 
 # ----------------------------------------------------------------------------------------- --show

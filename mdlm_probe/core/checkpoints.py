@@ -22,7 +22,7 @@ DEFAULT_CKPT = "tiny-ce"
 SIDECAR_KEYS = (
     "name", "adapter", "mask_id", "slack_id", "eos_id", "objective", "collapse", "ctc_weight", "init", "data",
     "steps", "batch_size", "lr", "seed", "train_seconds", "device", "code_commit", "max_length",
-    "default_fewshot", "sampler", "heldout",
+    "default_fewshot", "prompt_format", "sampler", "heldout",
 )
 OBJECTIVES = ("ce", "ctc+ce")
 
@@ -96,6 +96,19 @@ def read_sidecar(folder: Path | str) -> dict[str, Any] | None:
 
 def write_sidecar(folder: Path, data: dict[str, Any]) -> None:
     (folder / SIDECAR).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def apply_prompt_format(sidecar: dict[str, Any] | None, prompt: str) -> str:
+    """`prompt` in the layout the checkpoint was trained on: the sidecar's `prompt_format` with `{prompt}`
+    replaced by it (the tiny models: "{prompt}\n", the synthetic task's layout). A prompt already in that
+    layout, or a checkpoint without one (null, no sidecar), keeps the prompt as given."""
+    fmt = (sidecar or {}).get("prompt_format")
+    if not isinstance(fmt, str) or "{prompt}" not in fmt:
+        return prompt
+    before, after = fmt.split("{prompt}", 1)
+    if prompt.startswith(before) and prompt.endswith(after):
+        return prompt
+    return before + prompt + after
 
 
 def missing_sidecar_keys(data: dict[str, Any]) -> list[str]:

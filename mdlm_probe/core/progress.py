@@ -27,8 +27,20 @@ def duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def say(line: str) -> None:
+    """One progress line on stderr (what a run is about to do), beside the Progress lines."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def starting_note(workers: int) -> str:
+    """The note while worker processes start and nothing is finished yet (each imports torch, loads the model
+    and decodes a whole first batch before its first record: half a minute on a busy CPU)."""
+    return f"starting {workers} worker{'s' if workers != 1 else ''}: loading the model, decoding the first batch"
+
+
 class Progress:
-    """`update(done, note)` as items finish; `close()` at the end.
+    """`update(done, note)` as items finish; `close()` at the end. Started with `done` > 0 (a resumed run),
+    it first says how many were done before.
 
     mode: "bar" (rich bar on stderr), "lines" (a line through `log`, default stderr, every `every`
     seconds, also while one long batch decodes, and when done), "off", or "auto" (a bar on a
@@ -41,6 +53,8 @@ class Progress:
         self.label, self.total, self.done, self.start_done, self.mode = label, total, done, done, mode
         self.unit, self.every, self.note, self.ended = unit, every, "", False
         self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+        if done and mode != "off":  # a rerun picks up where a killed run stopped: say so, and how far it was
+            self.log(f"{label}: resuming: {done} of {total} {unit} done before, kept")
         self.t0 = self.last = time.perf_counter()
         if mode == "bar":
             self.bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -38,6 +38,28 @@ def default_out(command: str, benchmark: str, ckpts: Sequence[str]) -> Path:
     return RUNS_ROOT / command / f"{benchmark}-{names}"
 
 
+def check_folder(path: Path | str, what: str = "--out") -> Path:
+    """`path` unless a file stands where it or one of its parent folders should be (one BadInput line)."""
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                where = "" if q == p else f" (its parent {q} is a file)"
+                raise BadInput(f"{what} {p}: a file is in the way{where}; remove it or choose another {what}")
+            break
+    return p
+
+
+def make_folder(path: Path | str, what: str = "--out") -> Path:
+    """`path` as a folder (created with its parents), or one BadInput line when a file is in the way."""
+    p = check_folder(path, what)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # no permission, read-only file system ...
+        raise BadInput(f"{what} {p}: cannot create it ({e.strerror or e})") from None
+    return p
+
+
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in ("mdlm-probe", "torch", "transformers"):
@@ -70,7 +92,7 @@ def prepare_run_dir(out: Path | str, config: dict[str, Any], overwrite: bool = F
     - different config: BadInput, unless `overwrite`, which removes `outputs` and starts fresh, or the
       directory holds none of `outputs` (an earlier attempt stopped before writing any): then it starts fresh.
     """
-    out = Path(out)
+    out = check_folder(out)
     cfg_path = out / "config.json"
     config = json.loads(json.dumps(config, default=str))  # normalise (tuples -> lists, paths -> str)
     if cfg_path.is_file():
@@ -101,7 +123,7 @@ def prepare_run_dir(out: Path | str, config: dict[str, Any], overwrite: bool = F
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     config = dict(config)
     config.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     config.setdefault("versions", package_versions())

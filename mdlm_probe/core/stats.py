@@ -38,6 +38,24 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_boot: int = 2000,
     return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+
+def paired_ratio_bootstrap(drop_a: Sequence[float], drop_b: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                           ) -> tuple[float, float, float]:
+    """1 - mean(drop_b) / mean(drop_a) over paired samples (a repair's recovered share: drop_a without it,
+    drop_b with it, per sample) with a percentile 95% bootstrap interval; resamples whose mean(drop_a) is 0
+    are left out of the interval, and the point is nan when mean(drop_a) is 0."""
+    a, b = np.asarray(drop_a, dtype=float), np.asarray(drop_b, dtype=float)
+    if len(a) != len(b):
+        raise ValueError("paired samples differ in length")
+    if len(a) == 0 or a.mean() == 0:
+        return (float("nan"),) * 3
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
+    ma, mb = a[idx].mean(1), b[idx].mean(1)
+    ok = ma != 0
+    shares = 1 - mb[ok] / ma[ok]
+    return float(1 - b.mean() / a.mean()), float(np.percentile(shares, 2.5)), float(np.percentile(shares, 97.5))
+
 def mcnemar_exact(b01: int, b10: int) -> float:
     """Exact two-sided McNemar p-value from the discordant counts (binomial test with p = 1/2)."""
     n = b01 + b10

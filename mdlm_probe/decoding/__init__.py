@@ -4,7 +4,9 @@
     loop        diffuse: forward -> edit logits -> propose -> score -> select -> commit -> hooks
     stages      which stage of each kind a config asks for; the pipeline
     forward     forward policies: exact, prefix and dual block KV caches; guidance
+    adaptive_cache  the adaptive (drift-triggered, windowed) KV cache; compaction: finished rows leave the batch
     processors  logit edits; proposers, scorers, selectors, schedules: the other stages
+    repair      decode-time repairs of committed tokens (off by default)
     state       StepState, what the loop advances and hooks see; forks: TakeForks
     generate    texts in, records out; settings: resolve_sampler
 """
@@ -15,6 +17,7 @@ from .forward import FORWARDS
 from .generate import encode_prompts, generate, pad_left
 from .loop import Decoded, diffuse
 from .proposers import PROPOSERS, add_gumbel_noise
+from .repair import REPAIRS
 from .schedules import SCHEDULES, num_transfer_tokens
 from .scorers import SCORERS
 from .selectors import SELECTORS
@@ -26,4 +29,4 @@ CACHES = FORWARDS  # the cache policies are the forward policies
 
 __all__ = ["SamplerConfig", "StepState", "StepHook", "Decoded", "TakeForks", "diffuse", "generate",
            "resolve_sampler", "encode_prompts", "pad_left", "add_gumbel_noise", "num_transfer_tokens",
-           "FORWARDS", "PROPOSERS", "SCORERS", "SELECTORS", "SCHEDULES", "REMASKING", "CACHES"]
+           "FORWARDS", "PROPOSERS", "SCORERS", "SELECTORS", "SCHEDULES", "REPAIRS", "REMASKING", "CACHES"]

@@ -34,12 +34,25 @@ class SamplerConfig:
     eps: float = 1e-3  # the dream schedule's last time (its clock runs from 1 down to eps)
     proposer: str | None = None  # proposers.py: gumbel | categorical; None = the schedule's family default
     selector: str | None = None  # selectors.py: plan | threshold | origin ...; None = from remasking and threshold
+    repair: str | None = None  # repair.py: remask-low | seam | edit; None = off (committed tokens never change)
+    repair_threshold: float = 0.5  # a committed token the model now scores below this is doubted
+    repair_budget: int = 4  # positions reopened or moved (edits tried) per sample and block
+    repair_window: int = 1  # seam: positions reopened either side of a seam
+    repair_scope: str = "block"  # block: the current block's committed tokens; all: earlier blocks' too
+    measure_cache_drift: bool = False  # drift.py: also run the exact forward and compare (costs a forward per step)
+    drift_every: int = 1  # ... at every k-th step
+    compact: bool = False  # compaction.py: rows with no mask up to the block's end leave the forward batch
+    cache_drift_threshold: float = 0.5  # adaptive_cache.py: full forward once the block's outputs drifted this far
+    cache_window: int = 3  # ... blocks run by its cached steps (a block start inside the window needs no refresh)
 
     # Settings added after runs were first recorded, at the value every earlier run used: `to_dict` leaves
     # them out at that value, so earlier run directories stay resumable and comparable (absent = this).
     ADDED_LATER: ClassVar[dict[str, Any]] = {"schedule": "llada", "top_k": None, "top_p": None, "alg_temp": None,
                                              "eps": 1e-3, "confidence_dtype": "logits", "proposer": None,
-                                             "selector": None}
+                                             "selector": None, "repair": None, "repair_threshold": 0.5,
+                                             "repair_budget": 4, "repair_window": 1, "repair_scope": "block",
+                                             "measure_cache_drift": False, "drift_every": 1,
+                                             "compact": False, "cache_drift_threshold": 0.5, "cache_window": 3}
 
     def validate(self) -> "SamplerConfig":
         """The block layout here; every other setting by the stage that reads it (`Stage.check`)."""
@@ -57,6 +70,8 @@ class SamplerConfig:
             raise BadInput("temperature and cfg-scale must be >= 0")
         if self.collapse not in (None, "surface", "ctc"):
             raise BadInput(f"unknown collapse {self.collapse!r}; expected surface or ctc")
+        if self.repair == "none":
+            self.repair = None  # the off switch spelled out: recorded as off, so records stay as without it
         for stage in stage_classes(self):  # unknown names are refused here, in one line
             stage.check(self)
         return self

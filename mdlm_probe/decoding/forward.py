@@ -8,6 +8,12 @@ A policy is built once per decode, `Policy(model, cfg, attention_mask)`, and cal
             block; later steps run the block and everything after it over them
     dual    Fast-dLLM's dual cache: the same, keeping the positions after the block too; later steps run the
             block alone
+    prefix-frozen, dual-frozen
+            Fast-dLLM's Dream block decoder's caches (fastdllm_dream.py): as prefix/dual, but the row before
+            the block keeps the block-start keys/values too (Dream's adapter otherwise re-runs it every step)
+    adaptive
+            (adaptive_cache.py) a window of blocks runs over cached keys; a full forward when the block's
+            predictions drift past `cache_drift_threshold` or the block leaves the window (after Elastic-Cache)
 
 Classifier-free guidance wraps any policy (`Guided`): the conditional and unconditional copies go through it
 as one batch of 2B rows, so a cache holds both copies' keys. Add a policy with `@FORWARDS.register("name")`
@@ -24,6 +30,8 @@ import torch
 
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.core.registry import Registry
+
+from .compaction import Compactor
 
 FORWARDS = Registry("cache policy")
 
@@ -48,9 +56,15 @@ class ForwardPolicy:
 
 @FORWARDS.register("none")
 class Exact(ForwardPolicy):
-    """The model on the whole canvas at every step."""
+    """The model on the whole canvas at every step (`compact`: on the rows that may still commit only)."""
+
+    def __init__(self, model, cfg, attention_mask):
+        super().__init__(model, cfg, attention_mask)
+        self.compactor = Compactor(model.mask_id) if getattr(cfg, "compact", False) else None
 
     def __call__(self, x, start, end):
+        if self.compactor is not None:
+            return self.compactor(self.model, x, self.attention_mask, end)
         return self.model(x, attention_mask=self.attention_mask), x.numel()
 
 
@@ -85,22 +99,26 @@ class BlockCached(ForwardPolicy):
         return (kv is None or kv.start != start or not torch.equal(kv.tokens, cached)
                 or (self.refresh > 0 and kv.age >= self.refresh))
 
+    def cut(self, start: int) -> int:
+        """Where the running rows' logits start for the block at `start` (the adapter's `prefix_len`)."""
+        return start
+
     def __call__(self, x, start, end):
         am, suffix = self.attention_mask, (end if self.keeps_suffix else None)
         cached = torch.cat([x[:, :start], x[:, end:]], 1) if self.keeps_suffix else x[:, :start]
-        kv = self.stored
+        kv, cut = self.stored, self.cut(start)
         if self.stale(kv, start, cached):
-            logits, cache = self.model.forward_prefix(x, am, start, suffix)
+            logits, cache = self.model.forward_prefix(x, am, cut, suffix)
             self.stored = _Stored(cache=cache, start=start, tokens=cached.clone(), logits=logits, age=1)
             return logits, x.numel()
-        part = self.model.forward_cached(x, am, kv.cache, start, suffix)  # (B', (end or L) - start, V)
+        part = self.model.forward_cached(x, am, kv.cache, cut, suffix)  # (B', (end or L) - cut, V)
         # Rows not run keep the full forward's logits: committed or in later blocks, so never chosen. Written in
         # place: the stored logits serve only as that filler (processors are pure, forks clone), so a cached step
         # costs no (B, L, V) copy (1.5 GB for LLaDA-8B at batch 8 and 768 positions in bf16).
         logits = kv.logits
-        logits[:, start:start + part.shape[1]] = part
+        logits[:, cut:cut + part.shape[1]] = part
         kv.age += 1
-        rows = part.shape[1] + min(getattr(self.model, "cached_lookback", 0), start)  # Dream: one row before too
+        rows = part.shape[1] + min(getattr(self.model, "cached_lookback", 0), cut)  # Dream: one row before too
         return logits, part.shape[0] * rows
 
 

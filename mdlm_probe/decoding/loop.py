@@ -2,12 +2,13 @@
 
 Decoding fills a canvas of `gen_length` masks after the prompt, block by block, left to right. Each step is
 
-    forward -> edit logits -> propose -> score -> select -> commit -> hooks
+    forward -> [repair] -> edit logits -> propose -> score -> select -> commit -> hooks
 
 one forward pass (`forward.py`: exact or a block KV cache), logit edits (`processors.py`), a proposal for
 every scored position (`proposers.py`), a confidence for each (`scorers.py`, the remasking rule), the
 positions that commit (`selectors.py`, which also owns the block's plan from `schedules.py`), and the step
-hooks, which may edit the canvas (the shift interventions); committed tokens never change otherwise.
+hooks, which may edit the canvas (the shift interventions); committed tokens never change otherwise, unless a
+repair is on (`repair.py`: it may return committed tokens to [MASK] or move them, right after the forward).
 `diffuse` is the loop and reads beside LLaDA's; `stages.build_pipeline` picks the stages from the config.
 """
 
@@ -56,6 +57,7 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
         attention_mask = torch.cat([attention_mask.to(dev), attention_mask.new_ones((B, G)).to(dev)], dim=-1)
     prompt_index = torch.cat([prompt.to(dev) != mask_id, torch.zeros((B, G), dtype=torch.bool, device=dev)], 1)
     pipe = build_pipeline(model, cfg, attention_mask, prompt_index)  # padding counts as prompt, as in LLaDA
+    hooks = (*hooks, *getattr(pipe.forward, "hooks", ()))  # a drift meter's own (read-only) hook runs last
     if state is not None and not getattr(pipe.forward, "resumable", False):
         raise ValueError(f"resuming a fork needs the exact forward (cache {cfg.cache!r} keeps state a fork lacks)")
     st = state
@@ -87,6 +89,7 @@ def step(st: StepState, pipe: Pipeline, block_length: int) -> None:
     masks = st.x == st.mask_id  # (B, L)
     logits, n = pipe.forward(st.x, end - block_length, end)  # (B, L, V)
     st.nfe, st.tokens_forwarded = st.nfe + 1, st.tokens_forwarded + n
+    logits, masks = pipe.repair(st, logits, masks)  # off: unchanged; else committed tokens reopened or moved
     rows = slice(0, st.x.shape[1]) if pipe.every_row else scored_rows(masks, end)  # rows that can commit
     logits = apply(pipe.edits.propose, logits[:, rows])  # (B, R, V)
     due = pipe.selector.draw(st, masks, end)  # (B, L) masks a proposal is drawn for

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import torch
+
+KEPT_INFO = ("repair",)  # info keys a fork keeps (decoding/repair.py's log); hooks' records start afresh
 
 
 @dataclass
@@ -108,20 +111,25 @@ class StepState:
 
     # ---- forks ----------------------------------------------------------------------------------
     def fork(self) -> "StepState":
-        """A copy to resume from later: tensors cloned, the RNG states taken now; hooks' `info` not kept."""
+        """A copy to resume from later: tensors cloned, the RNG states taken now; hooks' `info` not kept
+        (the repair stage's log is: see KEPT_INFO)."""
         dev = self.x.device
-        return replace(self, **{k: v.clone() for k, v in self._tensors().items()}, info={},
+        return replace(self, **{k: v.clone() for k, v in self._tensors().items()}, info=self._kept_info(),
                        sample_ids=list(self.sample_ids), rng=torch.get_rng_state(),
                        cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None)
 
     def resumed(self, sample_ids=()) -> "StepState":
         """A fresh copy of this fork to decode on (the fork stays reusable), with its RNG states restored."""
-        st = replace(self, **{k: v.clone() for k, v in self._tensors().items()}, info={},
+        st = replace(self, **{k: v.clone() for k, v in self._tensors().items()}, info=self._kept_info(),
                      sample_ids=list(sample_ids), halted=False)
         torch.set_rng_state(self.rng)
         if self.cuda_rng is not None:
             torch.cuda.set_rng_state(self.cuda_rng, self.x.device)
         return st
+
+    def _kept_info(self) -> dict[str, Any]:
+        """The `info` a fork keeps: the repair stage's log (part of the decode so far, and its budget), not hooks'."""
+        return copy.deepcopy({k: v for k, v in self.info.items() if k in KEPT_INFO})
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         names = ("x", "logits", "commit_step", "confidence", "block_of", "plan")

@@ -20,6 +20,7 @@ from mdlm_probe.core.rundir import Run
 from mdlm_probe.core.stats import paired_binary, wilson
 from mdlm_probe.runs.compare import compare_rows
 from mdlm_probe.runs.shift import summarize
+from mdlm_probe.tasks.interventions import when_label
 from . import plots
 from .inputs import STUDY_FILES, Study
 from .render import diff_segments
@@ -51,7 +52,7 @@ def shift_setting(rec: dict[str, Any]) -> tuple[str, float, str] | None:
     if not frac:
         return None
     mode = str(iv.get("mode", "?")) + ("-left" if iv.get("direction") == "left" else "")
-    when = f"step {iv['at_step']}" if iv.get("at_step") is not None else f"{float(iv.get('at', float('nan'))):g}"
+    when = when_label(float(iv["at"]) if iv.get("at") is not None else float("nan"), iv.get("at_step"))
     return (mode, float(frac), when)
 
 

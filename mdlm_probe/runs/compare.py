@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from mdlm_probe.core import stats
 from mdlm_probe.core.exceptions import BadInput
-from mdlm_probe.core.rundir import Run, load_run
+from mdlm_probe.core.rundir import Run, load_run, make_folder
 from . import miners
 
 # Sampler keys that may differ between compared runs: the collapse map is a scoring choice (decoding the
@@ -111,18 +111,18 @@ def compare_runs(runs: list[Run], force: bool = False, patterns: list[str] | Non
 
 
 def compare_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flat rows for compare.csv: one per (pair, metric)."""
+    """Flat rows for compare.csv: one per (pair, metric); `ci_low`/`ci_high` bound `diff` (docs/conventions.md)."""
     rows = []
     for p in result["pairs"]:
         acc = {a["run"]: a["accuracy"] for a in result["runs"]}
         rows.append({"a": p["a"], "b": p["b"], "metric": "accuracy", "n": p["n"], "value_a": acc[p["a"]],
-                     "value_b": acc[p["b"]], "diff": p["diff"], "ci_lo": p["diff_ci"][0], "ci_hi": p["diff_ci"][1],
+                     "value_b": acc[p["b"]], "diff": p["diff"], "ci_low": p["diff_ci"][0], "ci_high": p["diff_ci"][1],
                      "mcnemar_p": p["mcnemar_p"], "b_right_a_wrong": len(p["b_right_a_wrong"]),
                      "a_right_b_wrong": len(p["a_right_b_wrong"])})
         for name, q in p["patterns"].items():
             rows.append({"a": p["a"], "b": p["b"], "metric": f"rate:{name}", "n": p["n"], "value_a": q["rate_a"],
-                         "value_b": q["rate_b"], "diff": q["diff"], "ci_lo": q["diff_ci"][0],
-                         "ci_hi": q["diff_ci"][1], "mcnemar_p": q["mcnemar_p"], "b_right_a_wrong": None,
+                         "value_b": q["rate_b"], "diff": q["diff"], "ci_low": q["diff_ci"][0],
+                         "ci_high": q["diff_ci"][1], "mcnemar_p": q["mcnemar_p"], "b_right_a_wrong": None,
                          "a_right_b_wrong": None})
     return rows
 
@@ -199,7 +199,7 @@ def write_compare(run_dirs: Sequence[Path | str], out: Path | str | None = None,
             r.label = str(r.dir)
     res = compare_groups(match_checkpoints(runs, ckpts), force=force, patterns=patterns, seed=seed)
     out = Path(out) if out is not None else runs[0].dir.parent / ("compare_" + "_vs_".join(r.dir.name for r in runs))
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     (out / "compare.json").write_text(json.dumps(res, indent=2) + "\n")
     rows = compare_rows(res)
     with open(out / "compare.csv", "w", newline="", encoding="utf-8") as fh:

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,35 +26,46 @@ from mdlm_probe.adapters import describe_checkpoint, load_model
 from mdlm_probe.core.cards import build_card, short_sha256
 from mdlm_probe.core.checkpoints import checkpoint_hash
 from mdlm_probe.core.exceptions import BadInput
-from mdlm_probe.core.progress import Progress
+from mdlm_probe.core.progress import Progress, starting_note
 from mdlm_probe.core.records import RecordWriter, iter_jsonl, make_record, read_records
 from mdlm_probe.core.rundir import (SAMPLES, SHARDS, _comparable, parse_shard, prepare_run_dir, read_run_records,
                                     shard_path)
 from mdlm_probe.core.stats import wilson
 from mdlm_probe.core.workers import run_shards, worker_main
-from mdlm_probe.decoding import SamplerConfig, generate, resolve_sampler
+from mdlm_probe.decoding import SamplerConfig, generate
 from mdlm_probe.tasks import synthetic
 from mdlm_probe.tasks.benchmarks import Benchmark, Sample, get_benchmark
-from mdlm_probe.tasks.presets import apply_preset, get_preset
+from mdlm_probe.tasks.presets import card_protocol, get_preset
 from .miners import eos_flood
+from .protocol import Protocol, protocol_of, protocol_texts, score_outputs
+from .settings import resolve_settings
 
 SUMMARY = "summary.json"
-OUTPUTS = (SAMPLES, SUMMARY, SHARDS)
+OUTPUTS = (SAMPLES, SUMMARY, SHARDS, "model_answer")
 
 
 def build_records(model, bench: Benchmark, samples: Sequence[Sample], cfg, *, ckpt_name: str,
                   num_fewshot: int = 0, chat: bool = False, hooks: Sequence = (), id_suffix: str = "",
-                  prompts: Sequence[str] | None = None, state=None) -> list[dict[str, Any]]:
+                  prompts: Sequence[str] | None = None, state=None,
+                  protocol: Protocol | None = None) -> list[dict[str, Any]]:
     """Decode `samples` with sampler settings `cfg` (one `generate` call) and score them.
 
     `prompts` overrides the benchmark's prompt texts (e.g. after left-truncation by the caller).
     Record ids are `<benchmark>/<native id><id_suffix>`. `state`: continue from a fork (`generate`'s; the
-    shift sweep's shared decoding); a decode a hook halted gives no records.
+    shift sweep's shared decoding); a decode a hook halted gives no records. `protocol`: a preset's published
+    protocol (runs/protocol.py): its reference prompts (rendered already: `chat` is not applied again), stop
+    rule and extraction.
     """
-    texts = list(prompts) if prompts is not None else [bench.prompt(s, num_fewshot) for s in samples]
+    if prompts is not None:
+        texts = list(prompts)
+    elif protocol is not None:
+        texts = protocol_texts(model.tokenizer, bench, samples, protocol, num_fewshot)
+    else:
+        texts = [bench.prompt(s, num_fewshot) for s in samples]
     ids = [f"{bench.name}/{s.native_id}" for s in samples]
-    outs = generate(model, texts, cfg, hooks=hooks, chat=chat, sample_ids=ids, state=state)
-    scored = bench.score_many([o["text"] for o in outs], list(samples))
+    outs = generate(model, texts, cfg, hooks=hooks, chat=chat and protocol is None, sample_ids=ids, state=state)
+    scored = score_outputs(model, protocol, outs, list(samples)) if protocol is not None else \
+        bench.score_many([o["text"] for o in outs], list(samples))
     recs = []
     for sid, s, o, sc in zip(ids, samples, outs, scored):
         recs.append(make_record(id=sid + id_suffix, benchmark=bench.name, ckpt=ckpt_name, reference=s.reference,
@@ -62,13 +73,22 @@ def build_records(model, bench: Benchmark, samples: Sequence[Sample], cfg, *, ck
     return recs
 
 
-def heldout_accuracy(ckpt: str | Path, n: int = synthetic.HELDOUT_SIZE, sampler: dict[str, Any] | None = None) -> float:
-    """Accuracy (T = 0 by default) on the first `n` held-out synthetic problems."""
+def heldout_accuracy(ckpt: str | Path, n: int = synthetic.HELDOUT_SIZE, sampler: dict[str, Any] | None = None,
+                     progress: str = "off") -> float:
+    """Accuracy (T = 0 by default) on the first `n` held-out synthetic problems. `progress`: a Progress mode
+    (the problems are decoded one batch at a time; each batch is seeded alike, so the result is the same)."""
     model = load_model(ckpt)
     cfg = SamplerConfig.from_dict(sampler or (model.sidecar or {}).get("sampler") or {})
     bench = get_benchmark("synthetic")
-    recs = build_records(model, bench, bench.load()[:n], cfg, ckpt_name=str(ckpt))
-    return round(sum(bool(r["correct"]) for r in recs) / len(recs), 4)
+    samples = bench.load()[:n]
+    right = 0
+    with Progress("held-out eval", len(samples), mode=progress, unit="problems") as bar:
+        for s in range(0, len(samples), cfg.batch_size):
+            recs = build_records(model, bench, samples[s: s + cfg.batch_size], cfg, ckpt_name=str(ckpt))
+            right += sum(bool(r["correct"]) for r in recs)
+            done = min(len(samples), s + cfg.batch_size)
+            bar.update(done, _acc(done, right))
+    return round(right / len(samples), 4)
 
 
 # ----------------------------------------------------------------------------------------- batches and shards
@@ -116,18 +136,27 @@ def encode_prompts_cut(model, texts: Sequence[str], chat: bool, gen_length: int)
 
 
 def decode_batch(model, bench: Benchmark, samples: Sequence[Sample], cfg, *, ckpt_name: str, num_fewshot: int,
-                 chat: bool, index: int = 0) -> list[dict[str, Any]]:
-    """One fixed batch -> full records (through `build_records`), seeded from its first sample id."""
-    enc = encode_prompts_cut(model, [bench.prompt(s, num_fewshot) for s in samples], chat, cfg.gen_length)
+                 chat: bool, index: int = 0, protocol: Protocol | None = None) -> list[dict[str, Any]]:
+    """One fixed batch -> full records (through `build_records`), seeded from its first sample id. With a
+    `protocol`: its reference prompts (rendered), stop rule and extraction; truncation 'none' refuses a cut."""
+    if protocol is not None:
+        enc = encode_prompts_cut(model, protocol_texts(model.tokenizer, bench, samples, protocol, num_fewshot),
+                                 False, cfg.gen_length)
+        if protocol.truncation == "none" and any(cut for _, _, cut in enc):
+            raise BadInput(f"--preset {protocol.preset} sets truncation='none', but a prompt ({max(len(i) + c for _, i, c in enc)}"
+                           f" tokens) + gen-length {cfg.gen_length} exceed the model's max length {model.max_length}")
+    else:
+        enc = encode_prompts_cut(model, [bench.prompt(s, num_fewshot) for s in samples], chat, cfg.gen_length)
     seed = batch_seed(cfg.seed, f"{bench.name}/{samples[0].native_id}")
     recs = build_records(model, bench, samples, replace(cfg, seed=seed), ckpt_name=ckpt_name,
-                         prompts=[ids for _, ids, _ in enc])
-    applied = bool(chat and getattr(model.tokenizer, "chat_template", None))
+                         prompts=[ids for _, ids, _ in enc], protocol=protocol)
+    applied = protocol.chat if protocol is not None else bool(chat and getattr(model.tokenizer, "chat_template", None))
     for r, (text, _, cut) in zip(recs, enc):
         r["prompt"] = text
         r["sampler"] = cfg.to_dict()  # the run's settings; the batch's own seed is in `batch`
         r["batch"] = {"index": index, "seed": seed}
-        r["prompt_info"] = {"num_fewshot": num_fewshot, "chat": applied, "cut_tokens": cut}
+        r["prompt_info"] = {"num_fewshot": num_fewshot, "chat": applied, "cut_tokens": cut,
+                            **({"protocol": protocol.preset} if protocol is not None else {})}
     return recs
 
 
@@ -218,7 +247,7 @@ def _acc(done: int, correct: int) -> str:
 # ----------------------------------------------------------------------------------------- run_eval
 def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
              sampler_overrides: dict[str, Any] | None = None, limit: int | None = None,
-             num_fewshot: int | None = None, chat: bool = True, data_file: str | Path | None = None,
+             num_fewshot: int | None = None, chat: bool | None = None, data_file: str | Path | None = None,
              predictions: str | Path | None = None, shard: str | tuple[int, int] | None = None,
              overwrite: bool = False, progress: bool | str = False, *, subset: str | None = None,
              num_processes: int = 1, adapter: str | None = None, device: str | None = None,
@@ -226,7 +255,8 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
              preset: str | None = None) -> dict[str, Any]:
     """Evaluate `ckpt` on `benchmark` into the run directory `out`; returns the summary.
 
-    Resumes a killed run (only missing ids are decoded); a different config in `out` is BadInput unless
+    Settings not given (None) come from `preset`, the checkpoint's sidecar, its adapter and the defaults, as
+    on the command line (`runs.settings.resolve_settings`). Resumes a killed run (only missing ids are decoded); a different config in `out` is BadInput unless
     `overwrite`. `shard` 'i/n' decodes every n-th fixed batch into shards/; when every shard is complete
     the one finishing last merges them into samples.jsonl + summary.json (identical to a single-process
     run apart from `timing`). Until then the return value has `complete: False`. `num_processes` > 1
@@ -235,10 +265,43 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
     """
     t0 = time.perf_counter()
     out = Path(out)
-    given = {k: v for k, v in (sampler_overrides or {}).items() if v is not None}  # for the card
-    if preset is not None:  # `preset`: published settings (presets.py) under the options given
-        sampler_overrides = apply_preset(preset, sampler_overrides)
-        num_fewshot = get_preset(preset).num_fewshot if num_fewshot is None else num_fewshot
+    bench = _benchmark(benchmark, data_file, subset, limit, num_processes)
+    shard = parse_shard(shard)
+    info = st = None
+    if predictions is None:  # the checkpoint and its settings first: cheaper than the data, and named as such
+        info = model if model is not None else describe_checkpoint(ckpt, adapter)  # no weights yet
+        st = resolve_settings(ckpt=ckpt, model=info, benchmark=bench, preset=preset, sampler=sampler_overrides,
+                              chat=chat, num_fewshot=num_fewshot, dtype=dtype, command="eval")
+    elif preset is not None and num_fewshot is None:  # scored completions: only the prompt's shots apply
+        num_fewshot = get_preset(preset).num_fewshot
+    shard, from_env, device = _settle_shard(shard, num_processes, device)
+    every = bench.load()
+    samples = every[:limit] if limit is not None else every
+    if predictions is not None:
+        return _run_predictions(bench, every, samples, Path(predictions), out, num_fewshot, overwrite, t0)
+
+    plan = _plan(ckpt, info, st, bench, samples, shard, device, adapter=adapter, limit=limit, preset=preset,
+                 num_processes=num_processes, allow_missing_weights=allow_missing_weights)
+    if from_env is not None and from_env[0] > 0:
+        _wait_for_config(out, plan.config)  # rank 0 creates (or overwrites) the run directory
+    else:
+        # a larger --limit extends the run: the records so far are reused
+        prepare_run_dir(out, plan.config, overwrite=overwrite, outputs=OUTPUTS, grows=("limit", "n_planned"))
+    if num_processes > 1:
+        return _spawn(out, plan.plan_ids, plan.header, t0, num_processes, progress, device, plan.ckpt_hash, dict(
+            ckpt=str(ckpt), benchmark=bench.name, out=str(out), sampler_overrides=st.given, preset=preset,
+            limit=limit, num_fewshot=plan.num_fewshot, chat=plan.chat,  # exports too
+            data_file=str(bench.data_file) if bench.data_file else None, subset=bench.options.get("subset"),
+            adapter=adapter, dtype=plan.dtype, allow_missing_weights=allow_missing_weights))
+    model, n_shard = _decode_into(out, plan, model, progress, adapter=adapter,
+                                  allow_missing_weights=allow_missing_weights)
+    return _summarise(out, plan, model, time.perf_counter() - t0, n_shard)
+
+
+# run_eval's steps: check the arguments, settle the shard, plan the run (its config), decode, summarise.
+def _benchmark(benchmark: str | Benchmark, data_file, subset: str | None, limit: int | None,
+               num_processes: int) -> Benchmark:
+    """The benchmark to run, after the cheap checks of run_eval's arguments."""
     bench = benchmark if isinstance(benchmark, Benchmark) else \
         get_benchmark(benchmark, data_file=data_file, **({"subset": subset} if subset else {}))
     if subset and not bench.subsets:
@@ -247,11 +310,12 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
         raise BadInput(f"--limit {limit}: must be positive")
     if num_processes < 1:
         raise BadInput(f"--num-processes {num_processes}: must be at least 1")
-    shard = parse_shard(shard)
-    if predictions is None:  # the checkpoint and its settings first: cheaper than the data, and named as such
-        info = model if model is not None else describe_checkpoint(ckpt, adapter)  # no weights yet
-        path, sidecar = info.path, info.sidecar
-        cfg = resolve_sampler(sampler_overrides, info)
+    return bench
+
+
+def _settle_shard(shard: tuple[int, int] | None, num_processes: int, device: str | None):
+    """(shard or None, the launcher's (rank, world, local rank) or None, device): under `accelerate launch`
+    the shard comes from RANK / WORLD_SIZE and the device from LOCAL_RANK; a shard 'i/1' is the whole run."""
     from_env = None
     if shard is None and num_processes == 1 and (from_env := env_shard()) is not None:
         shard = (from_env[0], from_env[1])
@@ -261,80 +325,120 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
         raise BadInput("give --shard or --num-processes, not both")
     if shard is not None and shard[1] == 1:
         shard = None
-    every = bench.load()
-    samples = every[:limit] if limit is not None else every
-    if predictions is not None:
-        return _run_predictions(bench, every, samples, Path(predictions), out, num_fewshot, overwrite, t0)
+    return shard, from_env, device
 
-    if num_fewshot is None:
-        side_k = (sidecar or {}).get("default_fewshot")
-        num_fewshot = int(side_k) if side_k is not None else bench.default_fewshot
-    if num_fewshot < 0:
-        raise BadInput(f"--num-fewshot {num_fewshot}: must be >= 0")
+
+@dataclass
+class _EvalPlan:
+    """What a run settled before decoding: the samples and their ids, the resolved settings, the run's config
+    (config.json) and the header every summary repeats."""
+
+    bench: Benchmark
+    samples: Sequence[Sample]
+    plan_ids: list[str]
+    cfg: SamplerConfig
+    chat: bool
+    num_fewshot: int
+    dtype: str | None
+    path: Path | str
+    ckpt_name: str
+    ckpt_hash: str
+    shard: tuple[int, int] | None
+    device: str | None
+    config: dict[str, Any] = field(default_factory=dict)
+    header: dict[str, Any] = field(default_factory=dict)
+    protocol: Protocol | None = None  # a preset's published protocol, applied (runs/protocol.py)
+
+
+def _plan(ckpt, info, st, bench: Benchmark, samples: Sequence[Sample], shard, device, *, adapter, limit, preset,
+          num_processes: int, allow_missing_weights: bool) -> _EvalPlan:
+    """The run's plan and config from the checkpoint (`info`: described or loaded) and its settings `st`."""
+    path, sidecar = info.path, info.sidecar
+    cfg = st.sampler
     ckpt_name = (sidecar or {}).get("name") or str(ckpt)
     ckpt_hash = os.environ.get("MDLM_PROBE_CKPT_HASH") or checkpoint_hash(path)
-    plan_ids = [f"{bench.name}/{s.native_id}" for s in samples]
-    config = {
+    plan = _EvalPlan(bench=bench, samples=samples, plan_ids=[f"{bench.name}/{s.native_id}" for s in samples],
+                     cfg=cfg, chat=st.chat, num_fewshot=st.num_fewshot, dtype=st.dtype, path=path,
+                     ckpt_name=ckpt_name, ckpt_hash=ckpt_hash, shard=shard, device=device,
+                     protocol=protocol_of(preset))
+    protocol = card_protocol(preset)
+    if protocol is not None and plan.protocol is not None:  # the card says the protocol was applied
+        protocol["applied"] = plan.protocol.to_dict()
+    plan.config = {
         "command": "eval", "benchmark": bench.name, "ckpt": ckpt_name, "checkpoint": str(path),
-        "checkpoint_hash": ckpt_hash, "adapter": adapter, "dtype": dtype, "data_source": bench.data_source(),
-        "benchmark_options": bench.options, "limit": limit, "n_planned": len(samples), "num_fewshot": num_fewshot,
-        "chat": chat, "sampler": cfg.to_dict(), "seed": cfg.seed, "predictions": None,
+        "checkpoint_hash": ckpt_hash, "adapter": adapter, "dtype": plan.dtype, "data_source": bench.data_source(),
+        "benchmark_options": bench.options, "limit": limit, "n_planned": len(samples),
+        "num_fewshot": plan.num_fewshot, "chat": plan.chat, "sampler": cfg.to_dict(), "seed": cfg.seed,
+        "predictions": None,
+        # recorded only with a preset's protocol, so runs without one keep the config they always had
+        **({"protocol": plan.protocol.to_dict()} if plan.protocol is not None else {}),
         "batching": "fixed batches of sampler.batch_size over the id order; batch seed from (seed, first id)",
         "shard": f"{shard[0]}/{shard[1]}" if shard else None, "num_processes": num_processes,
         # recorded only when used, so runs of complete checkpoints keep the config they always had
         **({"allow_missing_weights": True} if allow_missing_weights else {}),
-        "card": build_card(benchmark=bench.name, checkpoint=path, checkpoint_hash=ckpt_hash, dtype=dtype,
-                           device=device, overrides=given, chat=chat, preset=preset),
+        "card": build_card(benchmark=bench.name, checkpoint=path, checkpoint_hash=ckpt_hash, dtype=plan.dtype,
+                           device=device, overrides=st.given, chat=plan.chat, preset=preset,
+                           provenance=st.provenance, protocol=protocol),
     }
-    if from_env is not None and from_env[0] > 0:
-        _wait_for_config(out, config)  # rank 0 creates (or overwrites) the run directory
-    else:
-        # a larger --limit extends the run: the records so far are reused
-        prepare_run_dir(out, config, overwrite=overwrite, outputs=OUTPUTS, grows=("limit", "n_planned"))
-    header = {"benchmark": bench.name, "ckpt": ckpt_name, "checkpoint_hash": ckpt_hash,
-              "data_source": bench.data_source(), "num_fewshot": num_fewshot, "sampler": cfg.to_dict()}
+    plan.header = {"benchmark": bench.name, "ckpt": ckpt_name, "checkpoint_hash": ckpt_hash,
+                   "data_source": bench.data_source(), "num_fewshot": plan.num_fewshot, "sampler": cfg.to_dict()}
+    return plan
 
-    if num_processes > 1:
-        return _spawn(out, plan_ids, header, t0, num_processes, progress, device, ckpt_hash, dict(
-            ckpt=str(ckpt), benchmark=bench.name, out=str(out), sampler_overrides=given, preset=preset, limit=limit,
-            num_fewshot=num_fewshot, chat=chat, data_file=str(bench.data_file) if bench.data_file else None,
-            subset=bench.options.get("subset"), adapter=adapter, dtype=dtype,
-            allow_missing_weights=allow_missing_weights))
 
-    batches = plan_batches(len(samples), cfg.batch_size)
+def _decode_into(out: Path, plan: _EvalPlan, model, progress: bool | str, *, adapter,
+                 allow_missing_weights: bool):
+    """Decode this process's batches that still miss records and append them (samples.jsonl or its shard file).
+    Returns (the model, loaded only if something was left to decode; the number of samples this process owns)."""
+    shard, plan_ids = plan.shard, plan.plan_ids
+    batches = plan_batches(len(plan.samples), plan.cfg.batch_size)
     mine = [k for k in range(len(batches)) if shard is None or k % shard[1] == shard[0]]
     done = collect(out)
     todo = [k for k in mine if any(plan_ids[j] not in done for j in batches[k])]
-    target = shard_file(out, shard) if shard else out / SAMPLES
     total = sum(len(batches[k]) for k in mine)
+    if not todo:
+        return model, total
     n_done = total - sum(plan_ids[j] not in done for k in todo for j in batches[k])
     n_right = sum(bool(done[plan_ids[j]].get("correct")) for k in mine for j in batches[k] if plan_ids[j] in done)
-    label = f"{bench.name} {ckpt_name}" + (f" shard {shard[0]}/{shard[1]}" if shard else "")
-    if todo:
-        if model is None:
-            model = load_model(path, adapter=adapter, device=device, dtype=dtype,
-                               allow_missing_weights=allow_missing_weights)
-        bar = _progress(progress, label, total, n_done, n_right)
-        try:
-            with RecordWriter(target) as w:
-                for k in todo:
-                    batch = [samples[j] for j in batches[k]]
-                    for r in decode_batch(model, bench, batch, cfg, ckpt_name=ckpt_name, num_fewshot=num_fewshot,
-                                          chat=chat, index=k):
-                        if r["id"] not in done:  # a partly written batch: decoded again, only missing ids written
-                            w.write(r)
-                            n_done += 1
-                            n_right += bool(r["correct"])
-                    bar.update(n_done, _acc(n_done, n_right))
-        finally:
-            bar.close()
-    dev = str(model.device) if model is not None else device
-    summary = finalize(out, plan_ids, header, time.perf_counter() - t0, device=dev,
-                       num_processes=shard[1] if shard else 1)
+    label = f"{plan.bench.name} {plan.ckpt_name}" + (f" shard {shard[0]}/{shard[1]}" if shard else "")
+    if model is None:
+        model = load_model(plan.path, adapter=adapter, device=plan.device, dtype=plan.dtype,
+                           allow_missing_weights=allow_missing_weights)
+    bar = _progress(progress, label, total, n_done, n_right)
+    try:
+        with RecordWriter(shard_file(out, shard) if shard else out / SAMPLES) as w:
+            for k in todo:
+                batch = [plan.samples[j] for j in batches[k]]
+                for r in decode_batch(model, plan.bench, batch, plan.cfg, ckpt_name=plan.ckpt_name,
+                                      num_fewshot=plan.num_fewshot, chat=plan.chat, index=k,
+                                      protocol=plan.protocol):
+                    if r["id"] not in done:  # a partly written batch: decoded again, only missing ids written
+                        w.write(r)
+                        n_done += 1
+                        n_right += bool(r["correct"])
+                bar.update(n_done, _acc(n_done, n_right))
+    finally:
+        bar.close()
+    return model, total
+
+
+def _summarise(out: Path, plan: _EvalPlan, model, wall: float, n_shard: int) -> dict[str, Any]:
+    """summary.json (and the benchmark's own answer files) once every planned id has a record; before that,
+    this process's progress with `complete: False`."""
+    shard = plan.shard
+    dev = str(model.device) if model is not None else plan.device
+    summary = finalize(out, plan.plan_ids, plan.header, wall, device=dev, num_processes=shard[1] if shard else 1)
     if summary is None:
-        return {**header, "complete": False, "shard": f"{shard[0]}/{shard[1]}" if shard else None,
-                "n_shard": total, "n_done": len(collect(out)), "n_planned": len(plan_ids)}
+        return {**plan.header, "complete": False, "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+                "n_shard": n_shard, "n_done": len(collect(out)), "n_planned": len(plan.plan_ids)}
+    export_answers(plan.bench, out, plan.ckpt_name, plan.plan_ids)
     return {**summary, "complete": True}
+
+
+def export_answers(bench: Benchmark, out: Path, model: str, plan_ids: Sequence[str]) -> None:
+    """Open-ended benchmarks also write their answers in their own tools' format (arena-hard: model_answer/)."""
+    if hasattr(bench, "export_answers"):
+        got = collect(out)
+        bench.export_answers(out, model, [got[i] for i in plan_ids])
 
 
 def _wait_for_config(out: Path, config: dict[str, Any], timeout: float = 900.0) -> None:
@@ -356,13 +460,22 @@ def _spawn(out: Path, plan_ids: list[str], header: dict[str, Any], t0: float, k:
     """Run K shard workers (`python -c ... _worker`), show their joint progress, merge their shards."""
     files = [shard_file(out, (i, k)) for i in range(k)]
     base = {r["id"]: r for r in read_records(out / SAMPLES)[0]}
-    bar = _progress(progress, f"{header['benchmark']} {header['ckpt']} x{k}", len(plan_ids), 0, 0)
 
-    def tick() -> None:
+    def records() -> dict[str, dict]:
         got = dict(base)
         for f in files:
             got.update({r["id"]: r for r in read_records(f)[0]})
-        bar.update(len(got), _acc(len(got), sum(bool(r.get("correct")) for r in got.values())))
+        return got
+
+    before = records()
+    n_right = sum(bool(r.get("correct")) for r in before.values())
+    bar = _progress(progress, f"{header['benchmark']} {header['ckpt']} x{k}", len(plan_ids), len(before), n_right)
+    bar.update(len(before), starting_note(k))
+
+    def tick() -> None:
+        got = records()
+        note = _acc(len(got), sum(bool(r.get("correct")) for r in got.values()))
+        bar.update(len(got), note if len(got) > len(before) else starting_note(k))
 
     try:
         run_shards("from mdlm_probe.runs.evaluate import _worker; _worker()", kwargs, k, device=device,
@@ -372,6 +485,7 @@ def _spawn(out: Path, plan_ids: list[str], header: dict[str, Any], t0: float, k:
     summary = finalize(out, plan_ids, header, time.perf_counter() - t0, device=device, num_processes=k)
     if summary is None:
         raise RuntimeError(f"workers finished but {out} still misses records")
+    export_answers(get_benchmark(header["benchmark"], data_file=kwargs.get("data_file")), out, header["ckpt"], plan_ids)
     return {**summary, "complete": True}
 
 

@@ -171,19 +171,45 @@ def plot_drop_heatmap(rows: list[dict[str, Any]], path: Path | str) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- frontier
+def overlap_offsets(points: list[tuple[float, float]], spread: float = 10.0) -> list[tuple[float, int]]:
+    """Horizontal offsets (points) that put markers side by side where they would hide each other: points
+    closer than 3% of the x range and 0.02 in accuracy form a group, centred on their true position. Each
+    point gets (x offset, its rank in its group), the rank lifting its label above the others'."""
+    xs = [x for x, _ in points]
+    tol = 0.03 * ((max(xs) - min(xs)) or max(abs(max(xs)), 1.0)) if xs else 0.0
+    groups: list[list[int]] = []
+    for i, (x, y) in enumerate(points):
+        g = next((g for g in groups if abs(points[g[0]][0] - x) <= tol and abs(points[g[0]][1] - y) <= 0.02), None)
+        (g.append(i) if g is not None else groups.append([i]))
+    out = [(0.0, 0)] * len(points)
+    for g in groups:
+        for j, i in enumerate(g):
+            out[i] = ((j - (len(g) - 1) / 2) * spread, j)
+    return out
+
+
 def frontier_figure(rows: list[dict[str, Any]]):
     """Accuracy (Wilson 95% CI) against tokens/s and against tokens per forward, a point per decoding mode;
     Pareto-optimal modes are ringed and joined by a step line (rows: frontier.run_frontier's)."""
     plt = pyplot()
+    from matplotlib import transforms  # noqa: PLC0415 - matplotlib loads only to plot (see above)
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True, constrained_layout=True)
     for ax, speed, label in ((axes[0], "tokens_per_second", "output tokens / s"),
                              (axes[1], "tokens_per_forward", "output tokens per forward")):
+        shifts = overlap_offsets([(r[speed], r["accuracy"]) for r in rows])
+        ax.scatter([r[speed] for r in rows], [r["accuracy"] for r in rows], s=0)  # the axis limits: offset artists set none
+        ax.margins(x=0.12)
         for i, r in enumerate(rows):
+            # modes that land on the same spot (dual+threshold and threshold, say) sit side by side, labelled
+            at = transforms.offset_copy(ax.transData, fig=fig, x=shifts[i][0], y=0, units="points")
             err = [[max(0.0, r["accuracy"] - r["ci"][0])], [max(0.0, r["ci"][1] - r["accuracy"])]]
             ax.errorbar([r[speed]], [r["accuracy"]], yerr=err, fmt=marker(i), color=colour(i), capsize=3,
-                        label=r["mode"])
+                        label=r["mode"], transform=at)
+            ax.annotate(r["mode"], (r[speed], r["accuracy"]), xycoords=at, xytext=(5, 3 + 8 * shifts[i][1]),
+                        textcoords="offset points", fontsize=6, color=colour(i))
             if r[f"pareto_{speed}"]:
-                ax.plot([r[speed]], [r["accuracy"]], "o", ms=14, mfc="none", mec="black")
+                ax.plot([r[speed]], [r["accuracy"]], "o", ms=14, mfc="none", mec="black", transform=at)
         front = sorted((r[speed], r["accuracy"]) for r in rows if r[f"pareto_{speed}"])
         if len(front) > 1:
             ax.step([x for x, _ in front], [y for _, y in front], where="post", color="black", lw=0.8, alpha=0.5)

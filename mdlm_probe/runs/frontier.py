@@ -3,27 +3,41 @@
 A mode is `exact` (the run's sampler settings as given), a cache name (`prefix`, `dual`), or `name=value`
 for any sampler setting, joined with `+` (`dual+threshold=0.9`). Each mode is an ordinary eval run
 (`evaluate.run_eval`) in `OUT/runs/<mode>/`; `frontier.json` / `frontier.csv` hold one row per mode:
-accuracy with its Wilson interval, forwards per sample (NFE), output tokens per forward, tokens/s and
-seconds per sample (from the records' `nfe` and `seconds`), and whether the mode is Pareto-optimal in
-accuracy against tokens/s and against tokens per forward; `frontier.png` draws both.
+accuracy with its Wilson interval, forwards per sample (NFE), generated tokens per forward (TPF), generated
+tokens/s and seconds per sample (from the records' `nfe` and `seconds`; prompt tokens never count), AUP, and
+whether the mode is Pareto-optimal in accuracy against tokens/s and against tokens per forward; `frontier.png`
+draws both.
+
+AUP (accuracy under parallelism) is d3LLM's hardware-independent score of a method's curve of (TPF, accuracy)
+points (Hao AI Lab, d3LLM, github.com/hao-ai-lab/d3LLM, AUP_leaderboard; docs/invariance.md): sorted by TPF
+rho_1 < ... < rho_n, points below y_1 - 5 (accuracy in percent, y_1 the least parallel point's) dropped,
+
+    AUP = rho_1 y_1 + sum_{i>=2} (rho_i - rho_{i-1}) (y_i W(y_i) + y_{i-1} W(y_{i-1})) / 2,
+    W(y) = min(1, exp(-alpha (1 - y / y_max))), alpha = 3, y_max the best accuracy of all modes compared.
+
+A method here is a family of modes that differ only in `threshold` (the parallelism knob): `exact` and
+`threshold=0.9` are one curve, `dual` and `dual+threshold=0.9` another; every mode's row carries its family's AUP.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
 from mdlm_probe.core.exceptions import BadInput
+from mdlm_probe.core.progress import say
 from mdlm_probe.core.records import read_records
-from mdlm_probe.core.rundir import SAMPLES
+from mdlm_probe.core.rundir import SAMPLES, make_folder
 from mdlm_probe.core.stats import wilson
+from mdlm_probe.decoding import CACHES as FORWARD_POLICIES
 from .evaluate import run_eval
 from .figures import plot_frontier
 from .invariance import LOAD_OPTIONS, setting_value
 
-CACHES = ("none", "prefix", "dual")
+CACHES = tuple(FORWARD_POLICIES.names())  # none, prefix, dual, adaptive, ... (decoding/forward.py's registry)
 RUNS = "runs"
 
 
@@ -57,7 +71,8 @@ def mode_row(mode: str, settings: dict[str, Any], records: list[dict[str, Any]])
     """One mode's accuracy and speed from its records."""
     n = len(records)
     k = sum(bool(r.get("correct")) for r in records)
-    tokens = sum(len(r.get("output_ids") or []) for r in records)  # output tokens, EOS padding included
+    # generated tokens: the output canvas (EOS padding included); prompt tokens never count
+    tokens = sum(len(r.get("output_ids") or []) for r in records)
     nfe = sum(r.get("nfe") or 0 for r in records)
     secs = sum(r.get("seconds") or 0.0 for r in records)
     lo, hi = wilson(k, n)
@@ -66,6 +81,47 @@ def mode_row(mode: str, settings: dict[str, Any], records: list[dict[str, Any]])
             "tokens_per_forward": tokens / nfe if nfe else float("nan"),
             "tokens_per_second": tokens / secs if secs else float("nan"),
             "seconds_per_sample": secs / n if n else float("nan")}
+
+
+AUP_ALPHA = 3.0  # d3LLM's penalty for accuracy lost against the best
+AUP_OFFSET = 5.0  # points more than this many accuracy points (percent) below the least parallel one are dropped
+
+
+def aup(points: Sequence[tuple[float, float]], y_max: float, alpha: float = AUP_ALPHA,
+        offset: float = AUP_OFFSET) -> float:
+    """d3LLM's accuracy under parallelism of one method's (TPF, accuracy in percent) points (module docstring):
+    the first point's rectangle plus the trapezoids of the quality-weighted accuracy between points."""
+    pts = sorted((float(r), float(y)) for r, y in points if r == r and y == y and r > 0)  # NaNs and 0 TPF out
+    if not pts:
+        return float("nan")
+    floor = pts[0][1] - offset
+    pts = [(r, y) for r, y in pts if y >= floor]
+
+    def weighted(y: float) -> float:
+        return y * min(1.0, math.exp(-alpha * (1.0 - y / y_max))) if y_max > 0 else 0.0
+    total = pts[0][0] * pts[0][1]
+    for (r0, y0), (r1, y1) in zip(pts, pts[1:]):
+        total += (r1 - r0) * (weighted(y1) + weighted(y0)) / 2
+    return total
+
+
+def family(settings: dict[str, Any]) -> str:
+    """The method a mode belongs to for AUP: its settings without `threshold` (`exact` when none are left)."""
+    rest = {k: v for k, v in settings.items() if k != "threshold"}
+    return "+".join(f"{k}={v}" for k, v in sorted(rest.items())) or "exact"
+
+
+def add_aup(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Each row's `aup_family` and `aup` (its family's AUP, y_max over all rows); returns family -> AUP."""
+    y_max = max((100 * r["accuracy"] for r in rows if r["accuracy"] == r["accuracy"]), default=0.0)
+    fams: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        fams.setdefault(family(r["settings"]), []).append(r)
+    out = {f: aup([(r["tokens_per_forward"], 100 * r["accuracy"]) for r in rs], y_max) for f, rs in fams.items()}
+    for f, rs in fams.items():
+        for r in rs:
+            r["aup_family"], r["aup"] = f, out[f]
+    return out
 
 
 def pareto(rows: list[dict[str, Any]], speed: str) -> list[bool]:
@@ -86,8 +142,10 @@ def run_frontier(ckpt: str | Path, benchmark: str, out: str | Path, modes: Seque
     out = Path(out)
     plan = parse_modes(modes)
     rows = []
-    for mode, settings in plan:
+    for i, (mode, settings) in enumerate(plan, 1):
         sub = out / RUNS / mode
+        if progress not in (False, "off"):  # the eval's own progress names the benchmark, not the mode
+            say(f"frontier: mode {i}/{len(plan)}: {mode} -> {sub}")
         run_eval(ckpt, benchmark, sub, sampler_overrides={**(sampler_overrides or {}), **settings}, limit=limit,
                  overwrite=overwrite, progress=progress, **eval_kwargs)
         rows.append({**mode_row(mode, settings, read_records(sub / SAMPLES)[0]), "run": str(sub)})
@@ -95,16 +153,27 @@ def run_frontier(ckpt: str | Path, benchmark: str, out: str | Path, modes: Seque
                        ("tokens_per_forward", "pareto_tokens_per_forward")):
         for r, opt in zip(rows, pareto(rows, speed)):
             r[key] = opt
-    res = {"ckpt": str(ckpt), "benchmark": benchmark, "limit": limit, "modes": rows}
-    out.mkdir(parents=True, exist_ok=True)
+    families = add_aup(rows)
+    res = {"ckpt": str(ckpt), "benchmark": benchmark, "limit": limit, "modes": rows, "aup": families,
+           "aup_params": {"alpha": AUP_ALPHA, "offset": AUP_OFFSET, "accuracy_unit": "percent"}}
+    make_folder(out)
     (out / "frontier.json").write_text(json.dumps(res, indent=1) + "\n")
-    cols = ("mode", "n", "correct", "accuracy", "ci_lo", "ci_hi", "nfe_mean", "tokens_per_forward",
-            "tokens_per_second", "seconds_per_sample", "pareto_tokens_per_second", "pareto_tokens_per_forward")
+    table = csv_rows(rows)
     with open(out / "frontier.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for r in rows:
-            w.writerow([r["ci"][0] if c == "ci_lo" else r["ci"][1] if c == "ci_hi" else r[c] for c in cols])
+        w = csv.DictWriter(f, fieldnames=list(table[0]) if table else list(CSV_COLUMNS))
+        w.writeheader()
+        w.writerows(table)
     if plot:
         plot_frontier(rows, out / "frontier.png")
     return res
+
+
+CSV_COLUMNS = ("mode", "n", "correct", "accuracy", "ci_low", "ci_high", "nfe_mean", "tokens_per_forward",
+               "tokens_per_second", "seconds_per_sample", "aup_family", "aup", "pareto_tokens_per_second",
+               "pareto_tokens_per_forward")
+
+
+def csv_rows(modes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """frontier.csv's rows (and `frontier --format csv`): the accuracy's Wilson CI as ci_low / ci_high."""
+    return [{c: r["ci"][0] if c == "ci_low" else r["ci"][1] if c == "ci_high" else r[c] for c in CSV_COLUMNS}
+            for r in modes]

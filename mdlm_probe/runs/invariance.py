@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mdlm_probe.core.exceptions import BadInput
+from mdlm_probe.core.progress import say
 from mdlm_probe.core.records import read_records
-from mdlm_probe.core.rundir import SAMPLES
+from mdlm_probe.core.rundir import SAMPLES, make_folder
 from mdlm_probe.core.stats import paired_binary, wilson
 from mdlm_probe.decoding import SamplerConfig
 from .evaluate import run_eval
@@ -107,7 +108,9 @@ def run_invariance(ckpt: str | Path, benchmark: str, out: str | Path, vary: Sequ
     plan = variants(parse_vary(vary))
     records: dict[str, list[dict[str, Any]]] = {}
     summaries: dict[str, dict[str, Any]] = {}
-    for label, settings in plan:
+    for i, (label, settings) in enumerate(plan, 1):
+        if progress not in (False, "off"):  # the eval's own progress names the benchmark, not the variant
+            say(f"invariance: variant {i}/{len(plan)}: {label} -> {out / RUNS / label}")
         load = {"device": device, "dtype": dtype, **{k: v for k, v in settings.items() if k in LOAD_OPTIONS}}
         sampler = {**(sampler_overrides or {}), **{k: v for k, v in settings.items() if k not in LOAD_OPTIONS}}
         sub = out / RUNS / label
@@ -123,20 +126,30 @@ def run_invariance(ckpt: str | Path, benchmark: str, out: str | Path, vary: Sequ
             row.update(compare_records(records["base"], records[label], seed=seed))
         rows.append(row)
     res = {"ckpt": str(ckpt), "benchmark": benchmark, "limit": limit, "base": plan[0][1], "variants": rows}
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     (out / "invariance.json").write_text(json.dumps(res, indent=1) + "\n")
     write_csv(rows, out / "invariance.csv")
     return res
 
 
+CSV_COLUMNS = ("variant", "n", "accuracy", "identical", "identical_share", "diff", "ci_low", "ci_high", "mcnemar_p",
+               "base_right_variant_wrong", "variant_right_base_wrong")
+
+
+def csv_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """invariance.csv's rows (and `invariance --format csv`): `ci_low` / `ci_high` bound `diff`."""
+    out = []
+    for r in rows:
+        ci = r.get("diff_ci") or ["", ""]
+        out.append(dict(zip(CSV_COLUMNS, [
+            r["variant"], r["n"], round(r["accuracy"], 6), r.get("identical", r["n"]), r.get("identical_share", 1.0),
+            r.get("diff", 0.0), ci[0], ci[1], r.get("mcnemar_p", 1.0), len(r.get("base_right_variant_wrong", [])),
+            len(r.get("variant_right_base_wrong", []))])))
+    return out
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    cols = ("variant", "n", "accuracy", "identical", "identical_share", "diff", "diff_lo", "diff_hi", "mcnemar_p",
-            "base_right_variant_wrong", "variant_right_base_wrong")
     with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for r in rows:
-            ci = r.get("diff_ci") or ["", ""]
-            w.writerow([r["variant"], r["n"], round(r["accuracy"], 6), r.get("identical", r["n"]),
-                        r.get("identical_share", 1.0), r.get("diff", 0.0), ci[0], ci[1], r.get("mcnemar_p", 1.0),
-                        len(r.get("base_right_variant_wrong", [])), len(r.get("variant_right_base_wrong", []))])
+        w = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS))
+        w.writeheader()
+        w.writerows(csv_rows(rows))

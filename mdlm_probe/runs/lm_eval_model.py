@@ -26,13 +26,14 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from mdlm_probe.adapters import MaskedDiffusionModel, load_model
+from mdlm_probe.adapters import MaskedDiffusionModel, describe_checkpoint, load_model
 from mdlm_probe.core.cards import build_card
 from mdlm_probe.core.checkpoints import checkpoint_hash
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.decoding import SamplerConfig, diffuse, generate, resolve_sampler
-from mdlm_probe.tasks.presets import apply_preset, get_preset
+from mdlm_probe.tasks.presets import card_protocol, get_preset
 from mdlm_probe.tasks.scoring import cut_at_stops
+from .settings import default_ckpt, resolve_settings
 
 MODEL_NAME = "mdlm_probe"
 SAMPLER_FIELDS = {f.name: f for f in fields(SamplerConfig)}
@@ -186,7 +187,10 @@ class MDLMProbeLM(_lm_base()):
 
     model_args: pretrained (checkpoint name/folder/Hub name, or a loaded MaskedDiffusionModel), adapter,
     dtype, device, add_bos, mc_num, mc_batch_size, check_greedy, max_length, preset (a published preset:
-    its sampler settings under the sampler settings given here, over the task's gen_kwargs), and every
+    its sampler settings and dtype under those given here, over the task's gen_kwargs; resolved by
+    `runs.settings.resolve_settings` as `eval` resolves them. lm-eval, not the model, decides the task, the
+    few-shot count and the chat template: `mdlm-probe lm-eval` fills them from the preset, and the card
+    records what ran and where it came from), and every
     SamplerConfig field (gen_length, steps, block_length, temperature, cfg_scale, remasking, threshold,
     cache, seed, batch_size, collapse, logits_eos_inf, confidence_eos_eot_inf, ...).
     """
@@ -205,12 +209,21 @@ class MDLMProbeLM(_lm_base()):
             sampler.pop("batch_size")  # lm-eval's auto batch sizing does not apply: sidecar/default
         self.given = {k: _coerce(k, v) for k, v in sampler.items() if _coerce(k, v) is not None}
         self.preset = preset or None
-        # the preset's published settings under those given: both win over the task's gen_kwargs, as in
-        # the reference evaluators, whose gen_length is the model's whatever the task's max_gen_toks
-        self.explicit = apply_preset(self.preset, self.given) if self.preset else dict(self.given)
+        # a preset whose protocol stops at EOS only (Dream's `escape_until`) ignores the task's stop strings
+        self.escape_until = bool(self.preset) and get_preset(self.preset).settings.get("stop_rule") == "eos"
         if pretrained is None:
-            pretrained = get_preset(self.preset).model if self.preset else "tiny-ce"
-        self.dtype_arg, self._chat_applied = dtype, False
+            pretrained = default_ckpt(self.preset)
+        # every setting resolved once, as `eval` resolves it (model_args > preset > sidecar > adapter > defaults)
+        info = pretrained if isinstance(pretrained, MaskedDiffusionModel) else describe_checkpoint(str(pretrained), adapter)
+        self.settings = resolve_settings(ckpt=None if isinstance(pretrained, MaskedDiffusionModel) else str(pretrained),
+                                         model=info, preset=self.preset, sampler=self.given, dtype=dtype,
+                                         command="lm-eval", given_source="model_args")
+        # the settings from model_args and the preset win over the task's gen_kwargs, as in the reference
+        # evaluators, whose gen_length is the model's whatever the task's max_gen_toks
+        self.explicit = {k: v for k, v in self.settings.sampler.to_dict().items()
+                         if self.settings.provenance.get(k, "").startswith(("model_args", "preset "))}
+        dtype = self.settings.dtype
+        self.dtype_arg, self._chat_applied = dtype, False  # lm-eval says whether it applies the template
 
         self.accelerator = None
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by accelerate/torchrun: data parallel
@@ -235,7 +248,7 @@ class MDLMProbeLM(_lm_base()):
             raise BadInput("mc_num and mc_batch_size must be positive")
         self.check_greedy = _as_bool(check_greedy)
         self.max_length = int(max_length or self.model.max_length)
-        self.base = resolve_sampler(self.explicit, self.model)  # validates model_args now, not mid-run
+        self.base = self.settings.sampler  # model_args validated now, not mid-run
         self._warned: set[str] = set()
 
     # ---- lm-eval plumbing ---------------------------------------------------------------------
@@ -248,14 +261,22 @@ class MDLMProbeLM(_lm_base()):
         return str(getattr(self.tokenizer, "name_or_path", self.model.name)).replace("/", "__")
 
     def chat_template(self, chat_template: bool | str = False) -> str | None:
-        self._chat_applied = bool(chat_template)  # lm-eval asks this before the run (for the card)
+        """lm-eval asks this before the run: whether --apply_chat_template is on (recorded for the card; where
+        it differs from the preset's, the provenance says the lm-eval arguments decided)."""
+        self._chat_applied = bool(chat_template)
+        if self._chat_applied != self.settings.chat:
+            self.settings.provenance["chat"] = "lm-eval arguments (--apply_chat_template)"
         return getattr(self.tokenizer, "chat_template", None) if chat_template else ""
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """The chat rendered as lm-eval's HF model renders it: a history that ends with an assistant turn
+        (a task's gen_prefix, e.g. humaneval_instruct's "```python") comes without a generation prompt and is
+        continued, not closed by an end-of-turn token (`continue_final_message`)."""
         if not getattr(self.tokenizer, "chat_template", None):
             raise BadInput(f"{self.model.name} has no chat template; drop --apply_chat_template")
         return self.tokenizer.apply_chat_template(chat_history, tokenize=False,
-                                                  add_generation_prompt=add_generation_prompt)
+                                                  add_generation_prompt=add_generation_prompt,
+                                                  continue_final_message=not add_generation_prompt)
 
     def all_gather(self, tensor):
         return tensor if self.accelerator is None else self.accelerator.gather(tensor)
@@ -279,8 +300,13 @@ class MDLMProbeLM(_lm_base()):
         card = build_card(benchmark=get_preset(self.preset).benchmark if self.preset else "lm-eval",
                           checkpoint=path, checkpoint_hash=digest,
                           dtype=self.dtype_arg, device=str(self.device), overrides=self.given,
-                          chat=self._chat_applied, preset=self.preset)
+                          chat=self._chat_applied, preset=self.preset, provenance=self.settings.provenance,
+                          protocol=card_protocol(self.preset))
         card["scorer"], card["extraction"] = "the lm-eval task's metrics", "the lm-eval task's filters"
+        if self.preset:  # what the preset asks lm-eval for (`mdlm-probe lm-eval` passes it as arguments)
+            card["preset_protocol"] = {"lm_eval_task": self.settings.lm_eval_task,
+                                       "num_fewshot": self.settings.num_fewshot,
+                                       "fewshot_as_multiturn": self.settings.fewshot_as_multiturn}
         return {"mdlm_probe_ckpt": self.model.name, "mdlm_probe_sampler": self.base.to_dict(),
                 "mdlm_probe_mc_num": self.mc_num, "mdlm_probe_preset": self.preset, "mdlm_probe_card": card}
 
@@ -335,7 +361,7 @@ class MDLMProbeLM(_lm_base()):
                 chunk = items[s: s + cfg.batch_size]
                 recs = generate(self.model, [ids for _, ids, _ in chunk], cfg)
                 for (i, _, until), rec in zip(chunk, recs):
-                    out[i] = cut_at_stop(rec["text"], until)
+                    out[i] = rec["text"] if self.escape_until else cut_at_stop(rec["text"], until)
                     self.cache_hook.add_partial("generate_until", requests[i].args, out[i])
                 bar.update(len(chunk))
         bar.close()

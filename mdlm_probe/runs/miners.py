@@ -15,13 +15,15 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.core.records import record_key
+from mdlm_probe.core.registry import Registry
 from mdlm_probe.core.rundir import load_run
 
-DETECTORS: dict[str, Callable[[dict[str, Any]], list["Finding"]]] = {}
+# pattern -> detector (record -> findings), in registration order: the order patterns are listed and mined in
+DETECTORS = Registry("detector")
 NEEDS_REFERENCE = {"trailing-zero", "repeated-token", "misplaced-char", "shift-artifact"}
 
 
@@ -40,9 +42,7 @@ class Finding:
 def detector(name: str):
     """Function decorator: register a detector of the pattern `name`; a name already taken is refused."""
     def deco(fn):
-        if DETECTORS.get(name, fn) is not fn:
-            raise ValueError(f"detector {name!r} is already registered (by {DETECTORS[name].__qualname__})")
-        DETECTORS[name] = fn
+        DETECTORS.register(name)(fn)
         fn.pattern = name
         return fn
     return deco

@@ -20,22 +20,24 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from mdlm_probe.adapters import describe_checkpoint, load_model
+from mdlm_probe.adapters import load_model
 from mdlm_probe.core import rundir
 from mdlm_probe.core.cards import build_card
 from mdlm_probe.core.checkpoints import checkpoint_hash
 from mdlm_probe.core.exceptions import BadInput
-from mdlm_probe.core.progress import Progress
+from mdlm_probe.core.progress import Progress, starting_note
 from mdlm_probe.core.records import RecordWriter, make_record, read_records
 from mdlm_probe.core.stats import paired_bootstrap
 from mdlm_probe.core.text_metrics import chrf, levenshtein, norm_edit, pair_metrics  # noqa: F401 (metrics re-exported)
 from mdlm_probe.core.workers import run_shards, worker_main
-from mdlm_probe.decoding import SamplerConfig, TakeForks, generate, resolve_sampler
+from mdlm_probe.decoding import SamplerConfig, TakeForks, generate
 from mdlm_probe.tasks.benchmarks import get_benchmark
-from mdlm_probe.tasks.interventions import MODES, Shift
+from mdlm_probe.tasks.interventions import MODES, Shift, trigger_label, when_label
 from mdlm_probe.tasks.judge import Judge, judge_run, read_judged
-from mdlm_probe.tasks.presets import apply_preset, get_preset
+from mdlm_probe.tasks.presets import card_protocol, get_preset
 from .evaluate import build_records
+from .protocol import Protocol, protocol_of
+from .settings import Settings, resolve_settings
 from .figures import at_key, drop_heatmap_figure, plot_accuracy, plot_drop_heatmap  # noqa: F401 (re-exported)
 
 SHIFT_FILE, SUMMARY_FILE = rundir.SHIFT, "shift_summary.csv"
@@ -92,7 +94,7 @@ def clean_id(rec_id: str) -> str:
 
 def trigger(spec: Shift) -> str:
     """When an intervention fires: settings with the same trigger share the clean run up to it."""
-    return f"step{spec.at_step}" if spec.at_step is not None else f"at{spec.at:g}"
+    return trigger_label(spec.at, spec.at_step)
 
 
 # ----------------------------------------------------------------------------------------- labels
@@ -119,29 +121,28 @@ def where_label(iv: dict[str, Any]) -> float | str:
     return iv["fraction"] if not iv.get("positions") else "pos:" + "_".join(map(str, iv["positions"]))
 
 
-def when_label(at: float | None, at_step: int | None) -> str:
-    """"0.5" (a committed fraction) or "step10"."""
-    return f"step{at_step}" if at_step is not None else f"{at:g}"
-
-
 # ----------------------------------------------------------------------------------------- running
 def shifted_records(model, bench, samples, cfg, spec: Shift, *, ckpt_name: str, num_fewshot: int = 0,
-                    chat: bool = False, fork=None) -> list[dict[str, Any]]:
+                    chat: bool = False, fork=None, protocol: Protocol | None = None) -> list[dict[str, Any]]:
     """Decode `samples` with one intervention; `intervention` holds what the hook did and the clean twin's id.
 
     `fork`: the clean run's fork at this intervention's trigger (see `trigger`): decoding continues from
     there, so only the part after the edit is computed; records equal a decode from scratch."""
     recs = build_records(model, bench, samples, cfg, ckpt_name=ckpt_name, num_fewshot=num_fewshot, chat=chat,
-                         hooks=[spec], id_suffix="@" + spec.setting, state=fork)
+                         hooks=[spec], id_suffix="@" + spec.setting, state=fork, protocol=protocol)
     for r in recs:
-        r["intervention"] = intervention_field(spec, (r.pop("hook_info", None) or {}).get(spec.key), r["id"])
+        info = r.pop("hook_info", None) or {}
+        r["intervention"] = intervention_field(spec, info.pop(spec.key, None), r["id"])
+        if info:  # what else recorded (a repair's log) stays
+            r["hook_info"] = info
     return recs
 
 
 def run_sweep(ckpts: Sequence[str], bench, samples, cfgs: dict[str, Any], grid: ShiftGrid, out_dir: Path | str, *,
               load: Callable[[str], Any], num_fewshot: int = 0, chat: bool = False,
               log: Callable[[str], None] = lambda s: None, shard: tuple[int, int] | None = None,
-              clean_from: dict[str, dict[str, dict]] | None = None, fork: bool = True) -> int:
+              clean_from: dict[str, dict[str, dict]] | None = None, fork: bool = True,
+              protocol: Protocol | None = None) -> int:
     """Decode the clean run and every setting for every checkpoint; returns how many records were written.
 
     `cfgs[ckpt]` is that checkpoint's resolved SamplerConfig; `load(ckpt)` loads a model. The work is a list
@@ -191,17 +192,18 @@ def run_sweep(ckpts: Sequence[str], bench, samples, cfgs: dict[str, Any], grid: 
                             model = load(ckpt)
                         if spec is None:
                             recs = build_records(model, bench, chunk, cfg, ckpt_name=ckpt, num_fewshot=num_fewshot,
-                                                 chat=chat, id_suffix="@clean", hooks=[forks] if triggers else ())
+                                                 chat=chat, id_suffix="@clean", hooks=[forks] if triggers else (),
+                                                 protocol=protocol)
                             forked = True
                         else:
                             if not forked:  # the clean run was copied or written before: decode up to the forks
                                 forks.halt = True
                                 build_records(model, bench, chunk, cfg, ckpt_name=ckpt, num_fewshot=num_fewshot,
-                                              chat=chat, hooks=[forks])
+                                              chat=chat, hooks=[forks], protocol=protocol)
                                 forked = True
                             recs = shifted_records(model, bench, chunk, cfg, spec, ckpt_name=ckpt,
                                                    num_fewshot=num_fewshot, chat=chat,
-                                                   fork=forks.taken.get(trigger(spec)))
+                                                   fork=forks.taken.get(trigger(spec)), protocol=protocol)
                     for r in recs:
                         if (ckpt, r["id"]) not in done:
                             writer.write(r)
@@ -214,7 +216,7 @@ def run_sweep(ckpts: Sequence[str], bench, samples, cfgs: dict[str, Any], grid: 
 
 
 def reusable_clean(eval_dir: Path | str, ckpt_hash: str, cfg, bench_name: str, num_fewshot: int, chat: bool,
-                   ) -> dict[str, dict]:
+                   protocol: Protocol | None = None) -> dict[str, dict]:
     """Records of an eval run that ARE this checkpoint's clean run: same weights (hash), benchmark, prompt
     format and resolved sampler at temperature 0 (at T = 0 a batch decodes the same whatever its seed). The
     sweep copies an eval batch only when it holds exactly the sweep's batch (same padding, same arithmetic;
@@ -225,7 +227,8 @@ def reusable_clean(eval_dir: Path | str, ckpt_hash: str, cfg, bench_name: str, n
     except BadInput:
         return {}
     same = (conf.get("checkpoint_hash") == ckpt_hash and conf.get("benchmark") == bench_name and cfg.temperature == 0
-            and conf.get("num_fewshot") == num_fewshot and conf.get("sampler") == cfg.to_dict())
+            and conf.get("num_fewshot") == num_fewshot and conf.get("sampler") == cfg.to_dict()
+            and conf.get("protocol") == (protocol.to_dict() if protocol is not None else None))
     if not same or not (eval_dir / rundir.SAMPLES).is_file():
         return {}
     # The prompt decoded must be the one shift would decode: nothing cut, and the same chat template use.
@@ -246,12 +249,14 @@ def run_sweep_parallel(k: int, job: dict[str, Any], out_dir: Path, log: Callable
     n_before = len(rundir.read_run_records(out_dir, SHIFT_FILE)[0])
     total = len(job["ckpts"]) * job["n"] * (1 + len(ShiftGrid(**job["grid"]).specs()))
     bar = Progress(f"shift x{k}", total, n_before, mode="lines", unit="records", log=log)
+    bar.update(n_before, starting_note(k))
     last = [time.time()]
 
     def tick() -> None:
         if time.time() - last[0] > 2:  # reading the shard files costs: every 2 s is enough for a line every 5
             last[0] = time.time()
-            bar.update(len(rundir.read_run_records(out_dir, SHIFT_FILE)[0]), f"{k} workers")
+            got = len(rundir.read_run_records(out_dir, SHIFT_FILE)[0])
+            bar.update(got, f"{k} workers" if got > n_before else starting_note(k))
 
     with bar:
         run_shards("from mdlm_probe.runs.shift import _worker; _worker()", {**job, "out": str(out_dir)}, k,
@@ -267,13 +272,13 @@ def _worker() -> None:
         bench = get_benchmark(job["benchmark"], data_file=job.get("data_file"))
         samples = bench.load()[: job["n"]]
         cfgs = {c: SamplerConfig.from_dict(d) for c, d in job["cfgs"].items()}
-        clean = {c: reusable_clean(d["dir"], d["hash"], cfgs[c], bench.name, job["num_fewshot"], job["chat"])
-                 for c, d in (job.get("clean_from") or {}).items()}
+        clean = {c: reusable_clean(d["dir"], d["hash"], cfgs[c], bench.name, job["num_fewshot"], job["chat"],
+                                   protocol_of(job.get("preset"))) for c, d in (job.get("clean_from") or {}).items()}
         run_sweep(job["ckpts"], bench, samples, cfgs, ShiftGrid(**job["grid"]), Path(job["out"]),
                   load=lambda c: load_model(c, adapter=job.get("adapter"), device=job.get("device"), dtype=job.get("dtype"),
                                             allow_missing_weights=job.get("allow_missing_weights", False)),
                   num_fewshot=job["num_fewshot"], chat=job["chat"], shard=rundir.parse_shard(job["shard"]),
-                  clean_from=clean)
+                  clean_from=clean, protocol=protocol_of(job.get("preset")))
 
     worker_main(work)
 
@@ -292,26 +297,36 @@ class ShiftRun:
     heatmap: bool  # whether shift_drop_heatmap.png was written
 
 
-def resolve_checkpoints(ckpts: Sequence[str], sampler: dict[str, Any] | None, grid: ShiftGrid,
-                        adapter: str | None = None) -> tuple[dict[str, Any], dict[str, SamplerConfig]]:
-    """Each checkpoint's path and resolved sampler (from its sidecar and its family's defaults, as `eval`
-    resolves them; no weights loaded), the grid checked against each gen_length. Bad input when a
-    checkpoint is unknown or nothing would be shifted."""
+def shift_settings(ckpts: Sequence[str], grid: ShiftGrid, *, adapter: str | None = None,
+                   sampler: dict[str, Any] | None = None, **given: Any) -> dict[str, Settings]:
+    """Each checkpoint's resolved settings (`resolve_settings`, as `eval` resolves them: `given` holds
+    benchmark, preset, chat, num_fewshot, dtype; no weights loaded), the grid checked against each
+    gen_length. The sweep prompts every checkpoint alike, so they must agree on chat, few-shot count and
+    dtype. Bad input when a checkpoint is unknown or nothing would be shifted."""
     if not ckpts:
         raise BadInput("give at least one --ckpt")
-    infos = {c: describe_checkpoint(c, adapter) for c in ckpts}
-    paths = {c: infos[c].path for c in ckpts}
-    cfgs = {c: resolve_sampler(sampler, infos[c]) for c in ckpts}
+    st = {c: resolve_settings(ckpt=c, adapter=adapter, sampler=sampler, command="shift", **given) for c in ckpts}
     for c in ckpts:
-        grid.validate(cfgs[c].gen_length)
+        grid.validate(st[c].sampler.gen_length)
     if not grid.specs():
         raise BadInput("nothing to shift: every fraction is 0 (add e.g. --fractions 0,0.01)")
-    return paths, cfgs
+    for key, option in (("chat", "--chat/--no-chat"), ("num_fewshot", "--num-fewshot"), ("dtype", "--dtype")):
+        values = {c: getattr(s, key) for c, s in st.items()}
+        if len(set(values.values())) > 1:
+            raise BadInput(f"the checkpoints resolve {key} differently ({values}); give {option}")
+    return st
 
 
-def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchmark: str = "synthetic",
+def resolve_checkpoints(ckpts: Sequence[str], sampler: dict[str, Any] | None, grid: ShiftGrid,
+                        adapter: str | None = None, **given: Any) -> tuple[dict[str, Any], dict[str, SamplerConfig]]:
+    """Each checkpoint's path and resolved sampler (`shift_settings`)."""
+    st = shift_settings(ckpts, grid, adapter=adapter, sampler=sampler, **given)
+    return {c: s.path for c, s in st.items()}, {c: s.sampler for c, s in st.items()}
+
+
+def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchmark: str | None = None,
               data_file: Path | str | None = None, data_dir: Path | str | None = None, limit: int | None = None, num_fewshot: int | None = None,
-              chat: bool = False, sampler: dict[str, Any] | None = None, overwrite: bool = False,
+              chat: bool | None = None, sampler: dict[str, Any] | None = None, overwrite: bool = False,
               num_processes: int = 1, clean_from: Sequence[Path | str] = (), judge: Judge | None = None,
               adapter: str | None = None, device: str | None = None, dtype: str | None = None,
               allow_missing_weights: bool = False, load: Callable[[str], Any] | None = None, log: Callable[[str], None] = lambda s: None,
@@ -321,17 +336,21 @@ def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchma
 
     `clean_from`: eval run directories whose records can stand in for a checkpoint's clean run (see
     `reusable_clean`). `load(ckpt)` loads a model (default: `load_model` with adapter, device, dtype);
-    `num_processes` > 1 decodes in that many worker processes. `log` gets progress lines."""
+    `num_processes` > 1 decodes in that many worker processes. `log` gets progress lines. Settings not
+    given (None) come from `preset`, each checkpoint's sidecar, its adapter and the defaults, as on the command
+    line (`shift_settings`); the benchmark from the preset, else synthetic."""
     ckpts = list(dict.fromkeys(ckpts))
     if limit is not None and limit <= 0:
         raise BadInput(f"--limit {limit} must be positive")
     if num_processes < 1:
         raise BadInput(f"--num-processes {num_processes}: must be at least 1")
-    given = {k: v for k, v in (sampler or {}).items() if v is not None}  # for the card
-    if preset is not None:  # `preset`: published settings (presets.py) under the options given
-        sampler = apply_preset(preset, sampler)
-        num_fewshot = get_preset(preset).num_fewshot if num_fewshot is None else num_fewshot
-    paths, cfgs = resolve_checkpoints(ckpts, sampler, grid, adapter)
+    benchmark = benchmark or (get_preset(preset).benchmark if preset else "synthetic")
+    st = shift_settings(ckpts, grid, adapter=adapter, sampler=sampler, benchmark=benchmark, preset=preset,
+                        chat=chat, num_fewshot=num_fewshot, dtype=dtype)
+    paths, cfgs = {c: s.path for c, s in st.items()}, {c: s.sampler for c, s in st.items()}
+    first = st[ckpts[0]]
+    chat, nshot, dtype, given = first.chat, first.num_fewshot, first.dtype, first.given
+    provenance = first.provenance if len(ckpts) == 1 else {c: s.provenance for c, s in st.items()}
     for d in clean_from:
         if not (Path(d) / "config.json").is_file():
             raise BadInput(f"--clean-from {d}: not an eval run directory (no config.json)")
@@ -340,8 +359,10 @@ def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchma
     samples = samples[:limit] if limit else samples
     if not samples:
         raise BadInput(f"benchmark {benchmark} has no samples")
-    nshot = bench.default_fewshot if num_fewshot is None else num_fewshot
     hashes = {c: checkpoint_hash(paths[c]) for c in ckpts}
+    applied, card_prot = protocol_of(preset), card_protocol(preset)
+    if applied is not None:  # the card says the protocol was applied
+        card_prot["applied"] = applied.to_dict()
     config = {
         "command": "shift", "benchmark": bench.name, "data_source": bench.data_source(), "limit": limit,
         "n": len(samples), "num_fewshot": nshot, "chat": chat, "adapter": adapter, "dtype": dtype,
@@ -349,30 +370,33 @@ def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchma
                         for c in ckpts],
         "grid": grid.to_dict(), "settings": [s.setting for s in grid.specs()],
         **({"allow_missing_weights": True} if allow_missing_weights else {}),  # only when used, as eval
+        **({"protocol": applied.to_dict()} if applied is not None else {}),  # only with a preset's protocol
         "card": build_card(benchmark=bench.name, checkpoint=paths[ckpts[0]] if len(ckpts) == 1 else None,
                            checkpoint_hash=",".join(hashes[c] for c in ckpts), dtype=dtype, device=device,
-                           overrides=given, chat=chat, preset=preset),
+                           overrides=given, chat=chat, preset=preset, provenance=provenance,
+                           protocol=card_prot),
     }
     # a larger --limit extends the run: the records so far are reused
     out = rundir.prepare_run_dir(out, config, overwrite=overwrite, outputs=OUTPUTS, grows=("limit", "n"))
     clean = {}  # checkpoint -> {"dir", "hash"} of an eval run that can stand in for its clean run
     for d in clean_from:
         for c in ckpts:
-            if reusable_clean(d, hashes[c], cfgs[c], bench.name, nshot, chat):
+            if reusable_clean(d, hashes[c], cfgs[c], bench.name, nshot, chat, applied):
                 clean[c] = {"dir": str(d), "hash": hashes[c]}
     if num_processes > 1:
         # the file the benchmark settled on (--data-file, --data-dir or the environment), so workers read the same
         job = {"ckpts": ckpts, "benchmark": bench.name, "data_file": None if bench.data_file is None else str(bench.data_file),
                "n": len(samples), "cfgs": {c: cfgs[c].to_dict() for c in ckpts}, "grid": grid.to_dict(),
                "num_fewshot": nshot, "chat": chat, "adapter": adapter, "device": device, "dtype": dtype,
-               "clean_from": clean, "allow_missing_weights": allow_missing_weights}
+               "clean_from": clean, "allow_missing_weights": allow_missing_weights, "preset": preset}
         written = run_sweep_parallel(num_processes, job, out, log=log)
     else:
         load = load or (lambda c: load_model(c, adapter=adapter, device=device, dtype=dtype,
                                              allow_missing_weights=allow_missing_weights))
-        reuse = {c: reusable_clean(v["dir"], v["hash"], cfgs[c], bench.name, nshot, chat) for c, v in clean.items()}
+        reuse = {c: reusable_clean(v["dir"], v["hash"], cfgs[c], bench.name, nshot, chat, applied)
+                 for c, v in clean.items()}
         written = run_sweep(ckpts, bench, samples, cfgs, grid, out, load=load, num_fewshot=nshot, chat=chat,
-                            log=log, clean_from=reuse)
+                            log=log, clean_from=reuse, protocol=applied)
     judged = judge_run(out, judge, log=log) if judge is not None else read_judged(out)
     recs = read_records(out / SHIFT_FILE)[0]
     rows = summarize(recs, grid, judged=judged)

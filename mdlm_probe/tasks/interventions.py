@@ -79,6 +79,16 @@ def edit_map(mode: str, points: list[int], gen_length: int, direction: str = "ri
     return src
 
 
+def trigger_label(at: float | None, at_step: int | None) -> str:
+    """When a shift fires, as record ids spell it: "at0.5" (a committed fraction) or "step10"."""
+    return f"step{at_step}" if at_step is not None else f"at{at:g}"
+
+
+def when_label(at: float | None, at_step: int | None) -> str:
+    """When a shift fires, as tables and the report spell it: "0.5" (a committed fraction) or "step10"."""
+    return f"step{at_step}" if at_step is not None else f"{at:g}"
+
+
 @dataclass(frozen=True)
 class Shift:
     """A step hook: when a row's committed fraction reaches `at` (or after `at_step` steps), edit it once.
@@ -119,8 +129,7 @@ class Shift:
         """The record id suffix, e.g. `insert-p0.01-at0.5`, `displace-left-pos12_40-step10`."""
         mode = self.mode + ("-left" if self.mode == "displace" and self.direction == "left" else "")
         where = f"pos{'_'.join(map(str, self.positions))}" if self.positions is not None else f"p{self.fraction:g}"
-        when = f"step{self.at_step}" if self.at_step is not None else f"at{self.at:g}"
-        return f"{mode}-{where}-{when}"
+        return f"{mode}-{where}-{trigger_label(self.at, self.at_step)}"
 
     def points(self, sample_id: str, gen_length: int) -> list[int]:
         if self.positions is not None:

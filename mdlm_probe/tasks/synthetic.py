@@ -135,6 +135,9 @@ def heldout(n: int = HELDOUT_SIZE) -> tuple[Problem, ...]:
     return tuple(out)
 
 
+PROMPT_FORMAT = "{prompt}\n"  # recorded in a trained checkpoint's sidecar (`prompt_format`)
+
+
 def format_prompt(question: str) -> str:
     """The text the tiny models see before the response."""
     return question + "\n"

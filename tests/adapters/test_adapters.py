@@ -25,7 +25,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from mdlm_probe.adapters import detect_adapter, load_model  # noqa: E402
-from mdlm_probe.adapters.remote import _legacy_rope  # noqa: E402
+from mdlm_probe.adapters.compat import legacy_rope  # noqa: E402
 from mdlm_probe.cli import main  # noqa: E402
 from mdlm_probe.core.exceptions import BadInput  # noqa: E402
 from mdlm_probe.core.records import read_records  # noqa: E402
@@ -112,6 +112,7 @@ def test_dream_shift_and_padding(ckpts, tmp_path):
     ids = torch.tensor([[5, 6, 7, 2, 2, 2]])
     raw = m.module(ids, "full", None).logits
     got = m(ids)
+    # bit-equal: m(ids) runs the same module on the same ids (same kernels, same shapes), then only moves rows
     assert torch.equal(got[:, 0], raw[:, 0])  # position 0 keeps its own logits
     assert torch.equal(got[:, 1:], raw[:, :-1])  # token i is predicted from position i - 1
     assert not torch.equal(got, raw)
@@ -134,7 +135,7 @@ def test_mdlm_never_predicts_the_mask(ckpts, tmp_path):
     assert bool((raw.argmax(-1) == 50257).all())  # the raw model would propose the mask everywhere
     logits = m(ids)
     assert bool(torch.isneginf(logits[..., 50257]).all())
-    assert torch.equal(logits[..., :50257], raw[..., :50257])
+    assert torch.equal(logits[..., :50257], raw[..., :50257])  # the same backbone call; only the mask's column edited
     assert gen(ckpts["mdlm"], tmp_path / "g.jsonl", "--no-chat") == 0
     rec = read_records(tmp_path / "g.jsonl")[0][0]
     assert len(rec["output_ids"]) == 8 and 50257 not in rec["output_ids"]
@@ -184,8 +185,6 @@ EXPECTED = {"llada": "llada", "llada-moe": "llada", "dream": "dream", "mdlm": "m
 
 @pytest.mark.parametrize("name", sorted(REAL_CONFIGS))
 def test_detects_real_configs(name, tmp_path):
-    from mdlm_probe.adapters import remote  # noqa: F401 (registers the adapters)
-
     (tmp_path / "config.json").write_text(json.dumps(REAL_CONFIGS[name]))
     assert detect_adapter(tmp_path, None) == EXPECTED[name]
 
@@ -238,7 +237,7 @@ INVARIANT = ["local", "llada", "dream", "dream_v4", "bert", "roberta", "modernbe
 def test_a_prompt_decodes_the_same_alone_and_in_a_padded_batch(ckpts, name, caplog):
     """Every adapter: a prompt's tokens do not depend on the other prompts of its batch (position ids count real
     tokens, padding is masked), or, where the family cannot (MDLM attends padding), the adapter says so at load."""
-    with caplog.at_level(logging.WARNING, logger="mdlm_probe.adapters.remote"):
+    with caplog.at_level(logging.WARNING, logger="mdlm_probe.adapters.hf"):
         m = load_model("tiny-random" if name == "local" else ckpts[name])
     warned = [r.getMessage() for r in caplog.records if "--batch-size 1" in r.getMessage()]
     cfg = SamplerConfig(gen_length=8, steps=8, block_length=8, batch_size=1)
@@ -284,7 +283,7 @@ def test_allowed_missing_weights_are_seeded_and_recorded(ckpts, tmp_path):
     head_a, head_b = a.module.cls.predictions.transform.dense.weight, b.module.cls.predictions.transform.dense.weight
     assert torch.equal(head_a, head_b)  # two runs get the same head: their records can be paired
     ids = torch.tensor([[10, 11, 4, 4]])
-    assert torch.equal(a(ids), b(ids))
+    assert torch.equal(a(ids), b(ids))  # equal weights, same kernels, same shapes: the same bits
     outs = []
     for i in range(2):
         assert gen(ckpts["bert_headless"], tmp_path / f"g{i}.jsonl", "--adapter", "masked-lm",
@@ -377,7 +376,7 @@ def test_dream_v4_file_gets_its_rotary_frequencies(ckpts):
     m = load_model(ckpts["dream_v4"])
     hd = 32 // 4
     assert torch.allclose(m.module.rotary.inv_freq, 1.0 / 10000.0 ** (torch.arange(0, hd, 2).float() / hd))
-    with _legacy_rope():
+    with legacy_rope():
         ref = type(m.module).__mro__[1](m.module.config)  # the file's own class, built in plain torch
     ref.load_state_dict(load_file(ckpts["dream_v4"] / "model.safetensors"))
     ids = torch.tensor([[5, 9, 30, 2, 2, 2]])

@@ -121,37 +121,36 @@ def test_help_texts_list_every_registered_choice():
         assert name in shift_help
 
 
-def test_help_choices_follow_the_registry(monkeypatch):
+def test_help_choices_follow_the_registry():
     # The help line is built from the registry, so a newly registered name appears in it.
     from mdlm_probe.tasks import benchmarks
 
-    monkeypatch.setitem(benchmarks.BENCHMARKS, "zz-new-bench", benchmarks.Benchmark)
-    assert "zz-new-bench" in cli_options.choices(benchmark_names())
+    benchmarks.register("zz-new-bench")(type("New", (benchmarks.Benchmark,), {}))
+    try:
+        assert "zz-new-bench" in cli_options.choices(benchmark_names())
+    finally:
+        benchmarks.BENCHMARKS.unregister("zz-new-bench")
 
 
 # ----------------------------------------------------------------------------------------- order of checks
-def test_eval_names_a_misspelt_checkpoint_before_loading_data(tmp_path, capsys):
-    args = ["eval", "gsm8k", "--data-file", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")]
-    assert main([*args, "--ckpt", "tiny-cee"]) == 2
+@pytest.mark.parametrize("command", ["eval", "shift"])
+def test_names_and_settings_are_checked_before_loading_data(command, tmp_path, capsys):
+    """A misspelt checkpoint or benchmark, or an impossible block layout, is named before the data is read."""
+    def args(bench="gsm8k"):
+        where = [bench] if command == "eval" else ["--benchmark", bench]
+        return [command, *where, "--data-file", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")]
+
+    assert main([*args(), "--ckpt", "tiny-cee"]) == 2
     err = capsys.readouterr().err
     assert "tiny-cee" in err and "missing.jsonl" not in err
-    assert main([*args, "--ckpt", "tiny-random", "--gen-length", "30", "--block-length", "7"]) == 2
+    assert main([*args(), "--ckpt", "tiny-random", "--gen-length", "30", "--block-length", "7"]) == 2
     err = capsys.readouterr().err
     assert "block-length 7" in err and "missing.jsonl" not in err
-    assert main(["eval", "gsm8kk", "--ckpt", "tiny-cee"]) == 2
-    assert "unknown benchmark 'gsm8kk'" in capsys.readouterr().err
-    assert main([*args, "--ckpt", "tiny-random"]) == 2  # the names are fine: now the data is the problem
+    assert main([*args("gsm8kk"), "--ckpt", "tiny-random"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown benchmark 'gsm8kk'" in err and err.strip().count("\n") == 0
+    assert main([*args(), "--ckpt", "tiny-random"]) == 2  # the names are fine: now the data is the problem
     assert "missing.jsonl" in capsys.readouterr().err
-
-
-def test_shift_names_a_misspelt_checkpoint_before_loading_data(tmp_path, capsys):
-    args = ["shift", "--benchmark", "gsm8k", "--data-file", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")]
-    assert main([*args, "--ckpt", "tiny-cee"]) == 2
-    err = capsys.readouterr().err
-    assert "tiny-cee" in err and "missing.jsonl" not in err
-    assert main([*args, "--ckpt", "tiny-random", "--gen-length", "30", "--block-length", "7"]) == 2
-    err = capsys.readouterr().err
-    assert "block-length 7" in err and "missing.jsonl" not in err
     assert not (tmp_path / "o").exists()
 
 

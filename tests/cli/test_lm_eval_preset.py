@@ -16,9 +16,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("lm_eval")
 
 from mdlm_probe.core.exceptions import BadInput  # noqa: E402
-from mdlm_probe.cli.lm_eval import with_preset_args  # noqa: E402
+from mdlm_probe.cli.lm_eval import model_args_preset, with_preset_args  # noqa: E402
 from mdlm_probe.runs.lm_eval_model import MDLMProbeLM  # noqa: E402
 from mdlm_probe.tasks.presets import get_preset  # noqa: E402
+from preset_variants import without_protocol  # noqa: E402
 
 TASKS = Path(__file__).resolve().parents[1] / "fixtures" / "lm_eval_task"
 # A shipped preset whose settings all differ from tiny-random's sidecar (Dream's plan, T = 0.2, top-p 0.95),
@@ -36,18 +37,35 @@ def no_default_tasks(monkeypatch):
     monkeypatch.setattr(lm_eval.tasks, "TaskManager", lambda *a, **k: real(*a, **{**k, "include_defaults": False}))
 
 
-def test_the_preset_fills_only_what_the_arguments_leave_out():
+@pytest.fixture
+def plumbing(monkeypatch):
+    """These tests are about how a preset's settings reach lm-eval, not about its protocol (which lm-eval cannot
+    reproduce for these presets: tests/tasks/test_presets.py checks the refusal): blank the protocol fields."""
+    for name in (PRESET, "fast-dllm-llada-8b-instruct-gsm8k"):
+        without_protocol(monkeypatch, name)
+
+
+def test_the_preset_fills_only_what_the_arguments_leave_out(plumbing):
     p = get_preset("fast-dllm-llada-8b-instruct-gsm8k")
+    # Fast-dLLM put the 5 shots in one user turn: lm-eval's multi-turn default with the template is turned off
     assert with_preset_args([], p.name) == [
         "--model_args", f"pretrained={p.model},preset={p.name}", "--tasks", "gsm8k", "--num_fewshot", "5",
-        "--apply_chat_template"]
-    given = ["--model_args=pretrained=tiny-ce,steps=4", "--tasks", "mine", "--num_fewshot", "0", "--apply_chat_template"]
+        "--apply_chat_template", "--fewshot_as_multiturn", "false"]
+    given = ["--model_args=pretrained=tiny-ce,steps=4", "--tasks", "mine", "--num_fewshot", "0", "--apply_chat_template",
+             "--fewshot_as_multiturn"]
     assert with_preset_args(given, p.name) == [
         "--model_args", f"pretrained=tiny-ce,steps=4,preset={p.name}", "--tasks", "mine", "--num_fewshot", "0",
-        "--apply_chat_template"]
-    base = get_preset("llada-8b-base-gsm8k")  # no chat template, lm-eval's own few-shot default
+        "--apply_chat_template", "--fewshot_as_multiturn"]
+    # preset= in --model_args (no --preset) applies the whole preset too, and stays where it is
+    assert with_preset_args(["--model_args", f"pretrained=tiny-ce,preset={p.name}"], p.name, in_model_args=True) == [
+        "--model_args", f"pretrained=tiny-ce,preset={p.name}", "--tasks", "gsm8k", "--num_fewshot", "5",
+        "--apply_chat_template", "--fewshot_as_multiturn", "false"]
+    assert model_args_preset(["--model_args", f"pretrained=tiny-ce,preset={p.name},steps=4"]) == p.name
+    assert model_args_preset(["--model_args", "pretrained=tiny-ce"]) is None
+    base = get_preset("llada-8b-base-gsm8k")  # no chat template; 5 shots, as lm-eval 0.4.8's gsm8k fixes them
     assert with_preset_args(["--limit", "2"], base.name) == [
-        "--limit", "2", "--model_args", f"pretrained={base.model},preset={base.name}", "--tasks", "gsm8k"]
+        "--limit", "2", "--model_args", f"pretrained={base.model},preset={base.name}", "--tasks", "gsm8k",
+        "--num_fewshot", "5"]
 
 
 @pytest.mark.parametrize("argv, preset, msg", [
@@ -61,7 +79,7 @@ def test_a_preset_that_cannot_apply_is_refused(argv, preset, msg):
         with_preset_args(argv, preset)
 
 
-def test_model_args_win_over_the_preset_and_the_preset_over_the_task(tiny_random):
+def test_model_args_win_over_the_preset_and_the_preset_over_the_task(tiny_random, plumbing):
     lm = MDLMProbeLM(pretrained=tiny_random, preset=PRESET, gen_length=8, steps=8, block_length=8)
     cfg = lm.base
     assert (cfg.gen_length, cfg.steps, cfg.block_length) == (8, 8, 8)  # given
@@ -73,7 +91,7 @@ def test_model_args_win_over_the_preset_and_the_preset_over_the_task(tiny_random
     assert (plain.schedule, plain.temperature) == ("llada", 0.0)  # so the values above came from the preset
 
 
-def test_cli_lm_eval_with_a_preset_on_a_local_task(cli, tmp_path, no_default_tasks, tiny_random, capsys):
+def test_cli_lm_eval_with_a_preset_on_a_local_task(cli, tmp_path, no_default_tasks, tiny_random, capsys, plumbing):
     code = cli("lm-eval", "--preset", PRESET, "--", "--model_args", f"pretrained=tiny-random,{SMALL}",
                "--tasks", "mdlm_probe_synth_gen", "--include_path", str(TASKS), "--device", "cpu", "--limit", "2",
                "--log_samples", "--output_path", str(tmp_path / "out"))

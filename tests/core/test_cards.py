@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from mdlm_probe.core.cards import card_columns, card_markdown, differing_fields
+from mdlm_probe.core.cards import card_columns, card_markdown, default_dtype, differing_fields
+from mdlm_probe.core.checkpoints import resolve
 from mdlm_probe.runs.evaluate import run_eval
 from mdlm_probe.report import build_report
 from mdlm_probe.runs.shift import ShiftGrid, run_shift
@@ -90,3 +91,46 @@ def test_card_columns_one_per_shift_checkpoint_none_for_a_compare_folder():
     assert [label for label, _ in cols] == ["eval-a", "shift · a", "shift · b"]
     assert differing_fields([c for _, c in cols]) == {"checkpoint_hash"}
     assert differing_fields([c for _, c in cols[:2]]) == set()  # the same checkpoint lines up field by field
+
+
+def test_cards_compare_normalised_values_not_raw_strings():
+    """`dtype null` (the adapter's default) against `float32` on a float32 checkpoint, `fp32` against
+    `float32`, and an extraction rule differing only by an appended note are not differences; a real
+    dtype or rule difference still is."""
+    folder = str(resolve("tiny-ce"))
+    assert default_dtype(folder) == "float32"
+    base = {"dtype": "float32", "extraction": "strict when found, else flexible (last number)", "scorer": "numeric match"}
+    given_null = {"command": "eval", "checkpoint": folder, "card": {**base, "dtype": None}}
+    given_f32 = {"command": "eval", "checkpoint": folder, "card": base}
+    cards = [c for run in (given_null, given_f32) for _, c in card_columns(run["command"], run)]
+    assert cards[0]["dtype"] == "float32"  # shown resolved, not as null
+    assert differing_fields(cards) == set()
+    noted = {**base, "dtype": "fp32", "extraction": base["extraction"] + "; both rates in summary.json"}
+    assert differing_fields([base, noted]) == set()
+    assert differing_fields([base, {**base, "dtype": "bfloat16"}]) == {"dtype"}
+    assert differing_fields([base, {**base, "extraction": "flexible (last number)"}]) == {"extraction"}
+    # a folder that is gone leaves null as null: unknown, so it still differs from float32
+    gone = {"command": "eval", "checkpoint": "/nonexistent/ckpt", "card": {**base, "dtype": None}}
+    assert differing_fields([card_columns("g", gone)[0][1], base]) == {"dtype"}
+
+
+def test_the_card_records_a_presets_protocol_and_names_an_lm_eval_pin_it_does_not_meet():
+    from mdlm_probe.core.cards import build_card, protocol_deviations
+    from mdlm_probe.tasks.presets import card_protocol, get_preset
+    name = "llada-8b-base-gsm8k"  # pins lm-eval 0.4.8 (eval_llada_lm_eval.sh)
+    proto = card_protocol(name)
+    card = build_card(benchmark="gsm8k", checkpoint=None, checkpoint_hash=None, dtype=None, device="cpu",
+                      overrides={}, chat=False, preset=name, protocol=proto)
+    p = get_preset(name)
+    for k in ("dtype", "bos", "truncation", "prompt_format", "fewshot_rule", "stop_rule", "stop_strings",
+              "extraction", "lm_eval_version", "num_fewshot", "chat", "lm_eval_task"):
+        assert card["protocol"]["fields"][k] == {"value": p.settings[k], "source": p.sources[k]}
+    assert card["protocol"]["not_reproduced"] and all(x["reason"] for x in card["protocol"]["not_reproduced"])
+    assert protocol_deviations(proto, "0.4.8") == []
+    (dev,) = protocol_deviations(proto, "0.4.13")
+    assert "lm_eval_version" in dev and "0.4.8" in dev and "0.4.13" in dev
+    assert "none" in protocol_deviations(proto, None)[0]  # lm-eval not installed at all
+    assert protocol_deviations(card_protocol("llada-8b-instruct-gsm8k"), "0.4.13") == []  # OpenCompass: no pin
+    plain = build_card(benchmark="gsm8k", checkpoint=None, checkpoint_hash=None, dtype=None, device="cpu",
+                       overrides={}, chat=False)
+    assert "protocol" not in plain and "deviations" not in plain

@@ -163,7 +163,24 @@ def test_sampler_options_are_sampler_config_fields():
     from mdlm_probe.decoding import SamplerConfig
 
     expected = ["gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking", "schedule", "top_k",
-                "top_p", "alg_temp", "eps", "threshold", "confidence_dtype", "cache", "cache_refresh", "seed", "batch_size",
-                "collapse"]
+                "top_p", "alg_temp", "eps", "threshold", "confidence_dtype", "cache", "cache_refresh",
+                "measure_cache_drift", "drift_every", "cache_drift_threshold", "cache_window", "compact", "seed",
+                "batch_size", "collapse", "repair", "repair_threshold", "repair_budget", "repair_window", "repair_scope"]
     assert list(SAMPLER_OPTIONS) == expected
     assert set(expected) <= {f.name for f in fields(SamplerConfig)}
+
+
+def test_conventions_list_every_sampler_option_and_command():
+    """The command line section names every shared sampler option and every command (docs/conventions.md)."""
+    from mdlm_probe.cli.app import app
+    from mdlm_probe.cli.options import SAMPLER_OPTIONS
+
+    text = CONVENTIONS.read_text().split("## Command line", 1)[1].split("\n## ", 1)[0]
+    listed = text.split("The sampler options carry the same names", 1)[1].split("\n- ", 1)[0]
+    assert re.findall(r"--([a-z-]+)", listed) == [n.replace("_", "-") for n in SAMPLER_OPTIONS]
+    commands = text.split("- Commands:", 1)[1].split("\n- ", 1)[0]
+    named = set(re.findall(r"`([a-z-]+)(?: [A-Z_.]+)?`", commands))
+    registered = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+    assert registered <= named
+    for step in ("command line", "preset", "sidecar", "adapter", "defaults", "provenance"):
+        assert step in text.split("- Setting resolution:", 1)[1]

@@ -1,4 +1,5 @@
-"""The registries (adapters, benchmarks, failure-pattern detectors) refuse a name registered twice."""
+"""The registries (adapters, benchmarks, failure-pattern detectors) are one generic Registry: a name registered
+twice is refused, an unknown one is one line."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from mdlm_probe import adapters
 from mdlm_probe.tasks import benchmarks
 from mdlm_probe.runs import miners
 from mdlm_probe.adapters import adapter_names
+from mdlm_probe.core.exceptions import BadInput
+from mdlm_probe.core.registry import Registry
 from mdlm_probe.tasks.benchmarks import benchmark_names
 
 
@@ -50,11 +53,30 @@ def test_registering_the_same_object_again_is_harmless():
     assert benchmarks.BENCHMARKS["synthetic"] is cls
 
 
-def test_a_new_name_registers(monkeypatch):
-    monkeypatch.setattr(benchmarks, "BENCHMARKS", dict(benchmarks.BENCHMARKS))
+def test_a_new_name_registers():
+    try:
+        @benchmarks.register("zz-test-bench")
+        class New(benchmarks.Benchmark):
+            pass
 
-    @benchmarks.register("zz-test-bench")
-    class New(benchmarks.Benchmark):
-        pass
+        assert benchmarks.BENCHMARKS["zz-test-bench"] is New and New.name == "zz-test-bench"
+        assert "zz-test-bench" in benchmark_names()
+    finally:
+        benchmarks.BENCHMARKS.unregister("zz-test-bench")
+    assert "zz-test-bench" not in benchmarks.BENCHMARKS
 
-    assert benchmarks.BENCHMARKS["zz-test-bench"] is New and New.name == "zz-test-bench"
+
+def test_each_registry_is_the_generic_one():
+    # One Registry class serves adapters, benchmarks and detectors (and the decoding stages): the same rules.
+    for registry in (adapters.ADAPTERS, benchmarks.BENCHMARKS, miners.DETECTORS):
+        assert isinstance(registry, Registry)
+    assert adapters.ADAPTERS["llada"].adapter_name == "llada"  # the adapter's name is set on its class
+    assert miners.DETECTORS["trailing-zero"].pattern == "trailing-zero"
+
+
+def test_an_unknown_name_is_one_line_of_bad_input():
+    with pytest.raises(BadInput, match=r"^unknown benchmark 'gsm8kk'; expected one of .*gsm8k") as e:
+        benchmarks.get_benchmark("gsm8kk")
+    assert "\n" not in str(e.value)
+    with pytest.raises(BadInput, match=r"^unknown adapter 'lladaa'; expected one of .*llada"):
+        adapters.ADAPTERS.get("lladaa")

@@ -105,12 +105,12 @@ def test_a_new_scorer_and_selector_are_one_class_each(tiny_random, monkeypatch):
     monkeypatch.setattr(SCORERS, "_items", dict(SCORERS._items))
     monkeypatch.setattr(SELECTORS, "_items", dict(SELECTORS._items))
 
-    @SCORERS.register("leftmost")
+    @SCORERS.register("test-leftmost")
     class Leftmost(Scorer):  # earlier positions first, whatever the model thinks
         def __call__(self, logits, x0):
             return -torch.arange(x0.shape[1], dtype=torch.float32).expand(x0.shape)
 
-    @SELECTORS.register("two-per-step")
+    @SELECTORS.register("test-two-per-step")
     class TwoPerStep(Selector):
         def count(self, conf, st):
             return torch.full((conf.shape[0],), 2)
@@ -121,10 +121,10 @@ def test_a_new_scorer_and_selector_are_one_class_each(tiny_random, monkeypatch):
         def processors(self, model):
             return [NeverProposeMask(model.mask_id)]  # ... so [MASK] must never be proposed
 
-    cfg = SamplerConfig(gen_length=8, steps=8, block_length=8, remasking="leftmost", selector="two-per-step")
+    cfg = SamplerConfig(gen_length=8, steps=8, block_length=8, remasking="test-leftmost", selector="test-two-per-step")
     rec = generate(tiny_random, ["12+30="], cfg)[0]
     assert rec["trajectory"]["commit_step"] == [0, 0, 1, 1, 2, 2, 3, 3]  # left to right, two at a time
-    assert rec["nfe"] == 4 and rec["sampler"]["selector"] == "two-per-step"
+    assert rec["nfe"] == 4 and rec["sampler"]["selector"] == "test-two-per-step"
 
 
 def test_a_pipeline_has_one_stage_of_each_kind(tiny_random):

@@ -1,6 +1,6 @@
-"""Block KV caches on the llada and dream adapters (mdlm_probe/adapters/block_forward.py), on checkpoints with
-LLaDA's and Dream's real layouts (tests/helpers/arch_checkpoints.py; the published modeling files load them with the
-same logits).
+"""Block KV caches on the llada and dream adapters (their block drivers, in mdlm_probe/adapters/llada.py and
+dream.py, on adapters/block_forward.py), on checkpoints with LLaDA's and Dream's real layouts
+(tests/helpers/arch_checkpoints.py; the published modeling files load them with the same logits).
 
 - a cached forward equals the full forward on the rows it runs (float64 within 1e-10, float32 within 1e-4),
   prefix and dual, left-padded batches, LoRA-wrapped layers, and really reuses the stored keys;
@@ -72,12 +72,14 @@ def test_cached_forward_equals_the_full_forward_on_its_rows(models, family, dtyp
         for start in (P + 4, P + 8, 1):  # the current block [start, start + 4); 1: a block right after a 1-token prefix
             end = start + 4
             logits, cache = m.forward_prefix(x, am, start, end if dual else None)
-            assert torch.equal(logits, full)  # the full step is the family's own forward
+            # bit-equal: the full step IS the family's own forward (same kernels, same shapes, same process)
+            assert torch.equal(logits, full)
             stop = end if dual else x.shape[1]
             part = m.forward_cached(x, am, cache, start, end if dual else None)
             assert part.shape == (x.shape[0], stop - start, full.shape[-1])
             assert (part - full[:, start:stop]).abs().max().item() <= tol
-            assert torch.equal(m.forward_cached(x, am, cache, start, end if dual else None), part)  # not consumed
+            # not consumed: the same call again (same kernels, same shapes) gives the same bits
+            assert torch.equal(m.forward_cached(x, am, cache, start, end if dual else None), part)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -95,6 +97,7 @@ def test_cached_forward_attends_to_the_stored_keys(models, family, dual):
         stale[:, P + 1] = 40  # before the block (and, for Dream, before the row it recomputes)
         if dual:
             stale[:, end + 2] = 41  # after the block: the dual cache's suffix
+        # bit-equal: the same call on the same shapes; the edited positions are never read
         assert torch.equal(m.forward_cached(stale, am, cache, start, end if dual else None), part)
         fresh = x.clone()
         fresh[:, start + 2] = 42

@@ -266,7 +266,7 @@ def test_forward_cached_equals_the_full_forward_after_the_prefix(m64):
     full = m64(x, attention_mask=am)
     start = ids.shape[1] + 2
     logits, cache = m64.forward_prefix(x, am, start)
-    assert torch.equal(logits, full)
+    assert torch.equal(logits, full)  # bit-equal: the same full forward on the same shapes
     part = m64.forward_cached(x, am, cache, start)
     assert part.shape == (3, x.shape[1] - start, full.shape[-1])
     assert torch.allclose(part, full[:, start:], atol=1e-10, rtol=0)
@@ -284,7 +284,7 @@ def test_dual_cache_forward_equals_the_full_forward_on_the_block(m64):
     full = m64(x, attention_mask=am)
     start, end = P + 4, P + 8
     logits, cache = m64.forward_prefix(x, am, start, end)
-    assert torch.equal(logits, full)
+    assert torch.equal(logits, full)  # bit-equal: the same full forward on the same shapes
     keys = cache[0][0]
     assert keys.shape[-2] == start + (x.shape[1] - end)  # prefix and suffix, not the block
     part = m64.forward_cached(x, am, cache, start, end)
@@ -295,7 +295,7 @@ def test_dual_cache_forward_equals_the_full_forward_on_the_block(m64):
 
     ref = m64.module(input_ids=x, attention_mask=am, position_ids=(am.cumsum(-1) - 1).clamp(min=0),
                      cache=DynamicCache(config=m64.module.config), use_cache=True).cache.layers[0].keys
-    assert torch.equal(keys, torch.cat([ref[..., :start, :], ref[..., end:, :]], -2))
+    assert torch.equal(keys, torch.cat([ref[..., :start, :], ref[..., end:, :]], -2))  # same forward, same shapes
 
 
 @pytest.mark.parametrize("cache", ["prefix", "dual"])
@@ -617,7 +617,7 @@ def test_cached_forward_counts_tokens_and_keeps_the_full_logits_unedited(m64):
     assert guided(x, P, P + 4)[1] == 2 * B * L  # the unconditional copy is forwarded too
     fwd = build_forward(m64, cfg_of(cache="prefix"), am, prompt_index)
     full, n = fwd(x, P, P + 4)
-    assert n == B * L and torch.equal(full, exact(x, P, P + 4)[0])
+    assert n == B * L and torch.equal(full, exact(x, P, P + 4)[0])  # both the full forward on the same shapes
     kept = full.clone()
     processors.NeverProposeMask(m64.mask_id)(full)  # an edit on the step's logits...
     part, n = fwd(x, P, P + 4)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from seeded_weights import fill_weights as seeded_fill
 from standins import DREAM_SPECIALS, LLADA_SPECIALS, char_tokenizer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "remote_models"
@@ -75,23 +76,10 @@ def _module(name: str):
 
 def fill_weights(model: torch.nn.Module, head: str, mask_id: int, seed: int = SEED,
                  head_scale: float = HEAD_SCALE) -> None:
-    """Every parameter from one generator in name order: matrices N(0, 1/fan_in), embeddings N(0, 1), norm
-    scales 1 + N(0, 0.01), biases N(0, 0.01); the output matrix `head` times head_scale, its mask row zero."""
-    g = torch.Generator().manual_seed(seed)
-    params = dict(model.named_parameters())
+    """The shared seeded filler (seeded_weights.py), then the mask token's row of the output matrix `head` zero."""
+    seeded_fill(model, seed, head, head_scale, embeddings=("wte.weight", "embed_tokens.weight"))
     with torch.no_grad():
-        for name in sorted(params):
-            p = params[name]
-            r = torch.randn(p.shape, generator=g, dtype=torch.float32)
-            if p.dim() == 2:
-                embedding = name.endswith(("wte.weight", "embed_tokens.weight"))
-                scale = 1.0 if embedding else p.shape[1] ** -0.5
-                p.copy_(r * scale * (head_scale if name == head else 1.0))
-            elif name.endswith("weight"):
-                p.copy_(1.0 + 0.1 * r)
-            else:
-                p.copy_(0.1 * r)
-        params[head][mask_id] = 0.0
+        dict(model.named_parameters())[head][mask_id] = 0.0
 
 
 def _write(folder: Path, modeling: str, config: dict, model: torch.nn.Module, tok) -> Path:
@@ -138,7 +126,8 @@ def arch_model(family: str, device: str | None = None, dtype: torch.dtype = torc
     """The llada or dream adapter around an in-memory random module of the architecture (nothing written to
     disk: for speed benchmarks at LLaDA-8B / Dream-7B sizes). Weights N(0, 1/fan_in) (embeddings N(0, 1)),
     norms 1, drawn on `device` from `seed`; not the same weights as the checkpoint builders write."""
-    from mdlm_probe.adapters.remote import DreamModel, LLaDAModel
+    from mdlm_probe.adapters.dream import DreamModel
+    from mdlm_probe.adapters.llada import LLaDAModel
 
     base = LLADA_CONFIG if family == "llada" else DREAM_CONFIG
     config = {**base, **size}

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from seeded_weights import fill_weights as seeded_fill
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "remote_models"
 SPECIALS = ["<|endoftext|>", "<|im_end|>", "<|mask|>"]  # ids 0, 1, 2, as in the other Dream stand-ins
 CHARS = [c for c in string.printable if c not in "\t\r\x0b\x0c"]
@@ -36,23 +38,10 @@ MASK_BIAS = -1e4  # a trained Dream never proposes <|mask|>
 
 
 def fill_weights(model: torch.nn.Module, seed: int = SEED) -> None:
-    """Overwrite every parameter from one generator: matrices ~ N(0, 1/fan_in) (embeddings N(0, 1)),
-    norm scales 1 + N(0, 0.01), biases N(0, 0.01); the LM head scaled by HEAD_SCALE, <|mask|> banned by bias."""
-    g = torch.Generator().manual_seed(seed)
-    params = dict(model.named_parameters())
+    """The shared seeded filler (seeded_weights.py; the stand-in's embeddings are `tok` and `pos`, its LM head
+    `model.head`, scaled by HEAD_SCALE), then <|mask|> banned by the head's bias."""
+    seeded_fill(model, seed, "model.head.weight", HEAD_SCALE, embeddings=(".tok.weight", ".pos.weight"))
     with torch.no_grad():
-        for name in sorted(params):
-            p = params[name]
-            r = torch.randn(p.shape, generator=g, dtype=torch.float32)
-            if p.dim() == 2:
-                scale = 1.0 if name.split(".")[-2] in ("tok", "pos") else p.shape[1] ** -0.5
-                if name.endswith("head.weight"):
-                    scale *= HEAD_SCALE
-                p.copy_(r * scale)
-            elif name.endswith("weight"):
-                p.copy_(1.0 + 0.1 * r)
-            else:
-                p.copy_(0.1 * r)
         head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
         head.bias[CONFIG["mask_token_id"]] = MASK_BIAS
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from mdlm_probe.adapters.remote import _legacy_rope
+from mdlm_probe.adapters.compat import legacy_rope
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "remote_models"
 CHARS = [c for c in string.printable if c not in "\t\r\x0b\x0c"]
@@ -55,7 +55,7 @@ def remote_checkpoint(folder: Path, family: str, config: dict, tok, bias: dict[i
     cfg = AutoConfig.from_pretrained(folder, trust_remote_code=True)
     torch.manual_seed(0)
     auto = AutoModelForMaskedLM if auto_key == "AutoModelForMaskedLM" else AutoModel
-    with _legacy_rope():  # Dream's transformers 4 rotary needs it to be built at all under transformers 5
+    with legacy_rope():  # Dream's transformers 4 rotary needs it to be built at all under transformers 5
         model = auto.from_config(cfg, trust_remote_code=True)
     head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
     with torch.no_grad():

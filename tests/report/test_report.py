@@ -386,3 +386,53 @@ def test_screenshot_check_catches_external_requests(tmp_path):
     assert any("external request: https://example.com/x.png" in f for f in res["failures"])
     assert any("image did not decode" in f for f in res["failures"])
     assert any("external URL in the HTML" in f for f in res["failures"])
+
+
+def test_page_opens_with_the_summary_and_ends_with_the_configuration(report):
+    """Results first: headline accuracy with CIs, the key plots and the paired differences; what was run,
+    checkpoints, sampler settings and run cards last, the long tables collapsed."""
+    html = report.read_text()
+    order = [html.index(f'<section id="{s}">') for s in ("summary", "accuracy", "shift", "diffs", "runs")]
+    assert order == sorted(order)
+    summary = html[order[0]:html.index("</section>", order[0])]
+    acc = {r["checkpoint"]: r for r in read_csv(report.parent / "accuracy.csv")}
+    for arm, r in acc.items():  # each arm's accuracy and Wilson CI, as in accuracy.csv
+        assert f"<td>{htmllib.escape(arm)}</td>" in summary
+        assert f"[{float(r['ci_low']):.3f}, {float(r['ci_high']):.3f}]" in summary
+    assert 'alt="accuracy per checkpoint and benchmark"' in summary and 'alt="accuracy vs shifted fraction"' in summary
+    assert html.count('alt="accuracy per checkpoint and benchmark"') == 1  # not repeated below
+    runs_part = html[order[-1]:]
+    assert runs_part.count("<details") == 3 and "<summary><h3>Sampler settings</h3></summary>" in runs_part
+
+
+def test_summary_lists_differences_whose_ci_excludes_zero():
+    import pandas as pd
+    from mdlm_probe.report.summary import section_summary
+
+    paired = pd.DataFrame([
+        {"benchmark": "gsm8k", "a": "A", "b": "B", "n shared": 100, "b - a": 0.2, "ci_low": 0.1, "ci_high": 0.3,
+         "mcnemar p": 0.001},
+        {"benchmark": "gsm8k", "a": "A", "b": "C", "n shared": 100, "b - a": 0.01, "ci_low": -0.05, "ci_high": 0.07,
+         "mcnemar p": 0.8}])
+    acc = pd.DataFrame([{"checkpoint": "A", "benchmark": "gsm8k", "n": 100, "accuracy": 0.5, "ci_low": 0.4,
+                         "ci_high": 0.6}])
+    shift = pd.DataFrame([{"checkpoint": "A", "mode": m, "fraction": 0.05, "at": "0.5", "drop": d, "drop_lo": d - 0.1,
+                           "drop_hi": d + 0.1, "acc_clean": 0.5} for m, d in (("insert", 0.3), ("delete", 0.1))])
+    s = section_summary({"accuracy": {"plot": "data:x", "frames": {"accuracy": acc, "paired": paired}},
+                         "shift": {"lines": None, "frames": {"shift": shift}}})
+    assert s["headline"]["rows"] == [["A", "gsm8k", "100", "0.500", "[0.400, 0.600]"]]
+    assert len(s["findings"]) == 2 and s["findings"][0].startswith("B - A on gsm8k: +0.200 [+0.100, +0.300]")
+    assert "insert" in s["findings"][1] and "+0.300" in s["findings"][1]  # the largest drop
+    assert s["unclear"] == 1  # C - A spans zero: counted, not listed
+    assert [p["alt"] for p in s["plots"]] == ["accuracy per checkpoint and benchmark"]
+    assert section_summary({}) is None
+
+
+def test_frontier_markers_that_coincide_sit_side_by_side():
+    """threshold=0.9 was hidden under dual+threshold=0.9 (same speed and accuracy): they now get offsets."""
+    from mdlm_probe.runs.figures import overlap_offsets
+
+    pts = [(100.0, 0.6), (300.0, 0.58), (150.0, 0.6), (304.0, 0.58)]
+    off = overlap_offsets(pts)
+    assert off[0] == off[2] == (0.0, 0) and off[1][0] < 0 < off[3][0] and {off[1][1], off[3][1]} == {0, 1}
+    assert overlap_offsets([(1.0, 0.5)]) == [(0.0, 0)]

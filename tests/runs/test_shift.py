@@ -347,12 +347,13 @@ def test_shift_and_eval_share_the_chat_default_and_shift_has_a_default_out(tmp_p
     from mdlm_probe.cli.shift import shift
     from mdlm_probe.core.rundir import DEFAULT_CHAT
 
-    from mdlm_probe.cli.options import with_preset
+    from mdlm_probe.runs.settings import resolve_settings
 
     # One declaration for both (None = not given, so a --preset can set it), resolved in one place.
     defaults = {f.__name__: inspect.signature(f).parameters["chat"].default.default for f in (eval_command, shift)}
     assert defaults["eval_command"] == defaults["shift"]
-    assert with_preset(None, None, defaults["shift"], None)[2] is DEFAULT_CHAT
+    st = resolve_settings(ckpt="tiny-random", chat=defaults["shift"], command="shift")
+    assert st.chat is DEFAULT_CHAT and st.provenance["chat"] == "default"
     monkeypatch.chdir(tmp_path)
     assert cli("shift", "--ckpt", "tiny-random", "--limit", "2", "--fractions", "0,0.1", "--mode", "delete",
                *SAMPLER_ARGS) == 0

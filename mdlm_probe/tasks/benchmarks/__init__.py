@@ -15,29 +15,26 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
-import socket
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from mdlm_probe.core.exceptions import BadInput, first_line
+from mdlm_probe.core.hub import go_offline, hub_offline, hub_reachable  # noqa: F401 - also imported from here
+from mdlm_probe.core.registry import Registry
 
-BENCHMARKS: dict[str, type["Benchmark"]] = {}
 DATA_ENV = "MDLM_PROBE_DATA"
-TRUE = {"1", "on", "yes", "true"}
 
 
-def register(name: str):
-    """Class decorator: make a benchmark known as `name`; a name already taken is refused."""
-    def deco(cls):
-        if BENCHMARKS.get(name, cls) is not cls:
-            raise ValueError(f"benchmark {name!r} is already registered (by {BENCHMARKS[name].__qualname__})")
-        cls.name = name
-        BENCHMARKS[name] = cls
-        return cls
-    return deco
+def _import_builtin() -> None:
+    """Import every module of this package: each registers its benchmark (they import this package, so the
+    registry's loader imports them at the first lookup, not the top of this file)."""
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
+
+
+BENCHMARKS = Registry("benchmark", loader=_import_builtin)  # sets cls.name
+register = BENCHMARKS.register  # class decorator: @register("name"); a name already taken is refused
 
 
 @dataclass
@@ -64,16 +61,19 @@ class Benchmark:
         self.data_file = Path(data_file) if data_file else self._find_local(data_dir)
 
     @classmethod
-    def local_file(cls, folder: str | Path) -> Path | None:
-        """The benchmark's file under a data directory laid out like ../shared/data, or None."""
+    def local_file(cls, folder: str | Path, files: tuple[str, ...] | None = None) -> Path | None:
+        """The benchmark's file under a data directory laid out like ../shared/data, or None. `files`: the
+        instance's `local_files` where they depend on its options (mbpp's subset: a property, which the
+        class itself cannot read)."""
         folder = Path(folder).expanduser()
-        return next((folder / rel for rel in cls.local_files if (folder / rel).is_file()), None)
+        return next((folder / rel for rel in (cls.local_files if files is None else files)
+                     if (folder / rel).is_file()), None)
 
     def _find_local(self, data_dir: str | Path | None) -> Path | None:
         folder = data_dir or os.environ.get(DATA_ENV)
         if not folder or not self.local_files:
             return None
-        found = self.local_file(folder)
+        found = self.local_file(folder, self.local_files)
         if found is None and data_dir is not None:  # asked for explicitly: say what is missing (the variable falls through)
             raise BadInput(f"--data-dir {folder}: no {' or '.join(self.local_files)} in it")
         return found
@@ -113,48 +113,12 @@ class Benchmark:
             raise BadInput(f"cannot load {what} from the Hub: {first}; {fix}") from None
 
 
-# ----------------------------------------------------------------------------------------- offline detection
-def hub_offline() -> bool:
-    """HF_HUB_OFFLINE (or HF_DATASETS_OFFLINE) is set to a true value."""
-    return any(os.environ.get(v, "").strip().lower() in TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
-def hub_reachable(timeout: float = 2.0) -> bool:
-    """False when offline mode is set, or when a TCP connection to the Hub (HF_ENDPOINT, or the HTTPS
-    proxy when one is set) fails within `timeout` seconds."""
-    if hub_offline():
-        return False
-    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-    url = urlparse(proxy or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
-
-
-def go_offline() -> None:
-    """Put the Hub clients (datasets, huggingface_hub) in offline mode for the rest of this process."""
-    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
-    # Both libraries read the variables once, at import; if they are loaded already, tell them directly.
-    for module, names in (("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")),
-                          ("huggingface_hub.constants", ("HF_HUB_OFFLINE",))):
-        mod = sys.modules.get(module)
-        for name in names:
-            if mod is not None and hasattr(mod, name):
-                setattr(mod, name, True)
-
-
 # ----------------------------------------------------------------------------------------- registry
 def benchmark_names() -> list[str]:
-    """Every registered benchmark, after importing each module of this package (each registers itself)."""
-    for mod in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{mod.name}")  # the modules import this package: imported here
-    return sorted(BENCHMARKS)
+    """Every registered benchmark (the built-in ones imported first, by the registry's loader)."""
+    return BENCHMARKS.names()
 
 
 def get_benchmark(name: str, **kw: Any) -> Benchmark:
-    if name not in benchmark_names():
-        raise BadInput(f"unknown benchmark {name!r}; expected one of {', '.join(sorted(BENCHMARKS))}")
-    return BENCHMARKS[name](**kw)
+    """The benchmark `name` built with `kw`; an unknown name is one line of bad input listing the names."""
+    return BENCHMARKS.get(name)(**kw)

@@ -84,6 +84,17 @@ def shuffled_options(native_id: str, correct: str, incorrect: list[str]) -> tupl
     return options, LETTERS[options.index(clean(correct))]
 
 
+def opencompass_letters(rows: list[dict]) -> str:
+    """The correct letters OpenCompass's GPQADataset_ gives the rows in file order: random.seed(0) once, then
+    one shuffle of [correct, wrong 1-3] per row from that single stream (datasets/gpqa.py:55-65)."""
+    rnd, out = random.Random(0), []
+    for _ in rows:
+        order = [0, 1, 2, 3]  # 0: the correct answer
+        rnd.shuffle(order)
+        out.append(LETTERS[order.index(0)])
+    return "".join(out)
+
+
 @register("gpqa")
 class GPQA(Benchmark):
     subsets = SUBSETS

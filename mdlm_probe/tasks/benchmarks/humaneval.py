@@ -106,6 +106,24 @@ class HumanEval(CodeBenchmark):
     def extract(self, text: str, sample: Sample) -> str:
         return extract_humaneval(text, sample.meta["entry_point"])
 
+    # ---------------------------------------------------------------- reference protocols (a preset's prompt_format)
+    prompt_formats = ("lm-eval:humaneval", "fast-dllm:humaneval", "opencompass:humaneval_gen_8e312c",
+                      "dream-fork:humaneval_instruct")
+
+    def protocol_prompt(self, sample: Sample, fmt: str, num_fewshot: int = 0, world_size: int = 1) -> str | dict:
+        from .gsm8k import chat  # the shared chat-prompt shape
+        p = sample.question
+        if fmt == "lm-eval:humaneval":
+            return p
+        if fmt == "fast-dllm:humaneval":  # eval_llada.py: lm-eval's context as one user turn
+            return chat([("user", p)])
+        if fmt == "opencompass:humaneval_gen_8e312c":  # humaneval_gen_8e312c.py:17
+            return chat([("user", f"Complete the following python code:\n{p}")])
+        if fmt == "dream-fork:humaneval_instruct":  # Dream eval_instruct humaneval_instruct.yaml, gen_prefix open
+            return chat([("user", f"Write a solution to the following problem and make sure that it passes the tests:\n```{p}"),
+                         ("assistant", f"Here is the completed function:\n```python\n{p}\n")], prefill=True)
+        raise BadInput(f"humaneval has no prompt format {fmt!r}; expected one of {', '.join(self.prompt_formats)}")
+
     def program(self, code: str, sample: Sample) -> str:
         m = sample.meta
         return sample.question + code + "\n\n" + m["test"] + "\n" + f"check({m['entry_point']})\n"

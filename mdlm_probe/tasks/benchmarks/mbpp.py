@@ -194,6 +194,31 @@ class MBPP(CodeBenchmark):
     def extract(self, text: str, sample: Sample) -> str:
         return extract_mbpp(text)
 
+    # ---------------------------------------------------------------- reference protocols (a preset's prompt_format)
+    prompt_formats = ("lm-eval:mbpp", "opencompass:mbpp_gen_830460", "dream-fork:mbpp_instruct")
+
+    def protocol_prompt(self, sample: Sample, fmt: str, num_fewshot: int, world_size: int = 1) -> str | dict:
+        """The prompt a reference pipeline builds from the data as stored (carriage returns, trailing spaces
+        and all): text, or a chat prompt (gsm8k.chat)."""
+        from .gsm8k import _shots, chat  # the shared chat-prompt shape and fixed-shot files
+        rows = self._rows()
+        r = rows[int(sample.native_id)]
+        if fmt == "lm-eval:mbpp":  # lm-eval 0.4.8 mbpp.yaml: first_n shots = task ids 2, 3, 4; target_delimiter ""
+            def text(row: dict) -> str:
+                return (f"{PREFIX}{row['text']} Your code should pass these tests:\n\n"
+                        + "\n".join(row["test_list"][:3]) + "\n[BEGIN]\n")
+            shots = [text(rows[i]) + rows[i]["code"] + "\n[DONE]" for i in SHOT_IDS[:num_fewshot]]
+            return "\n\n".join(shots + [text(r)])
+        if fmt == "opencompass:mbpp_gen_830460":  # 3 fixed rounds; the final BOT "[BEGIN]" turn is dropped
+            turns = [t for x in _shots("opencompass-mbpp")[:num_fewshot]
+                     for t in (("user", x["user"]), ("assistant", x["assistant"]))]
+            user = f"{PREFIX}{r['text']} Your code should pass these tests:\n\n {chr(10).join(r['test_list'])}  \n"
+            return chat(turns + [("user", user)])
+        if fmt == "dream-fork:mbpp_instruct":  # Dream eval_instruct mbpp_instruct.yaml, gen_prefix left open
+            user = f"{PREFIX}{r['text']} Your code should pass these tests:\n\n" + "\n".join(r["test_list"][:3])
+            return chat([("user", user), ("assistant", "Here is the completed function:\n```python\n")], prefill=True)
+        raise BadInput(f"mbpp has no prompt format {fmt!r}; expected one of {', '.join(self.prompt_formats)}")
+
     def program(self, code: str, sample: Sample) -> str:
         # test imports, the code, then the setup (task 367's builds trees with the solution's Node class)
         m = sample.meta

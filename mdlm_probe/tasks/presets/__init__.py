@@ -7,6 +7,11 @@ and the run then falls back to the usual defaults. Run settings (few-shot count,
 task) sit beside the sampler's. `apply_preset` merges the
 sampler settings: command-line options win over the preset, the preset over the checkpoint sidecar and
 the defaults (it reaches `resolve_sampler` as overrides).
+
+A preset is the whole published protocol, not only the sampler: PROTOCOL_FIELDS (dtype, bos, truncation,
+few-shot rule, prompt format, stop rule and strings, extraction, lm-eval version) sit among the settings, and
+a top-level `not_reproduced` list ({field, reason}) names what mdlm-probe cannot reproduce.
+`protocol_gap` names the first field a command does not honour (the commands refuse such a preset).
 """
 
 from __future__ import annotations
@@ -24,7 +29,19 @@ PRESET_DIR = Path(__file__).resolve().parent  # one JSON file per preset, beside
 SAMPLER_FIELDS = {f.name for f in fields(SamplerConfig)}
 # Settings of the run, not of the sampler: few-shot count, chat template, and the lm-eval task the number
 # was published with (`lm-eval --preset` runs it when no --tasks is given).
-RUN_FIELDS = {"num_fewshot", "chat", "lm_eval_task"}
+RUN_FIELDS = {"num_fewshot", "chat", "lm_eval_task",
+              "fewshot_as_multiturn"}  # with the chat template: each shot a user/assistant turn, or all in one turn
+# The rest of the published protocol (README "Reproducing published numbers"): how the reference built the
+# prompt and read the answer. Values: dtype "bfloat16"/"auto"; bos "template" (the chat template's own),
+# "tokenizer" (whatever encoding adds), "prepend" (bos text before the prompt), "none"; truncation "none" or
+# "left:N" (keep the last N prompt tokens); fewshot_rule "fixed" (examples in the reference config),
+# "first_n", "lm-eval-random-1234" (lm-eval's seeded sampler, one stream per process), "none";
+# prompt_format a benchmark's `prompt_formats` name; stop_rule "until", "eos-until", "eos", "none"
+# (tasks/extraction.apply_stop_rule) with stop_strings; extraction a tasks/extraction.EXTRACTIONS name;
+# lm_eval_version the lm-eval release (or fork) the number came from.
+PROTOCOL_FIELDS = {"dtype", "bos", "truncation", "fewshot_rule", "prompt_format", "stop_rule", "stop_strings",
+                   "extraction", "lm_eval_version"}
+RUN_FIELDS = RUN_FIELDS | PROTOCOL_FIELDS
 # A null value's source starts with one of these: nobody published it, or it was published where this preset's
 # author could not read it (a table in a PDF), so it is not recorded here.
 NO_VALUE = ("not published", "not recorded")
@@ -39,6 +56,13 @@ class Preset:
     settings: dict[str, Any]  # setting -> value (None: not published)
     sources: dict[str, str]  # setting -> where it was published
     score: dict[str, Any] = field(default_factory=dict)  # value (None: not published), metric, source
+    # protocol fields mdlm-probe does not reproduce: [{"field", "reason"}] (the golden tests check these instead)
+    not_reproduced: tuple[dict[str, str], ...] = ()
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        """Every run and protocol field (not the sampler's), null where not published."""
+        return {k: v for k, v in self.settings.items() if k in RUN_FIELDS}
 
     @property
     def sampler(self) -> dict[str, Any]:
@@ -90,8 +114,13 @@ def _parse(path: Path) -> Preset:
     if (raw["score"]["value"] is None) != raw["score"]["source"].startswith(NO_VALUE):
         raise BadInput(f"{where}: a null score goes with a source 'not published ...' or 'not recorded ...', "
                        "and only then")
+    nr = raw.get("not_reproduced", [])
+    if not isinstance(nr, list) or any(not isinstance(x, dict) or not x.get("field") or not x.get("reason")
+                                       for x in nr):
+        raise BadInput(f"{where}: not_reproduced must be a list of {{field, reason}}")
     p = Preset(name=raw["name"], model=raw["model"], benchmark=raw["benchmark"],
-               description=raw.get("description", ""), settings=settings, sources=sources, score=raw["score"])
+               description=raw.get("description", ""), settings=settings, sources=sources, score=raw["score"],
+               not_reproduced=tuple(nr))
     try:  # the published settings over the defaults must make a valid sampler
         SamplerConfig.from_dict({**asdict(SamplerConfig()), **p.sampler}).validate()
     except (BadInput, ValueError, TypeError) as e:
@@ -120,6 +149,57 @@ def get_preset(name: str) -> Preset:
     if name not in presets:
         raise BadInput(f"unknown preset {name!r}; expected one of {', '.join(sorted(presets))}")
     return presets[name]
+
+
+# Protocol values each path reproduces (field -> test on the value); any other protocol value is refused by
+# `protocol_gap`. eval (and shift: the same records, runs/evaluate.build_records) applies a preset's protocol
+# (runs/protocol.py): the reference prompt where a benchmark builds it and mdlm-probe can score it (GSM8K's
+# formats), chat prompts rendered with the checkpoint's own chat template (bos: the template's, nothing added
+# at encoding), every few-shot rule `protocol_prompt` implements (lm-eval's random draw as on one process),
+# every stop rule of tasks/extraction, the GSM8K extractions, and no truncation (a prompt that does not fit
+# is refused). Not applied: code benchmarks' extraction (Fast-dLLM/Dream `sanitize`, Dream-fork predictions,
+# program execution of extracted code), GPQA's 5-shot prompt, a bos added by encoding or prepended, left
+# truncation, Dream's lm-eval fork. `generate` builds no benchmark prompt: only the dtype. lm-eval builds the
+# task's prompt, few-shot draw, stop strings and filters itself.
+EVAL_PROMPT_FORMATS = ("lm-eval:gsm8k", "fast-dllm:gsm8k", "opencompass:gsm8k_gen_1d7fe4", "lm-eval:gsm8k_cot")
+EVAL_EXTRACTIONS = ("lm-eval:gsm8k", "lm-eval:gsm8k_cot", "opencompass:gsm8k_postprocess")
+PROTOCOL_HONOURS: dict[str, dict[str, Any]] = {
+    "eval": {"dtype": lambda v: True, "prompt_format": lambda v: v in EVAL_PROMPT_FORMATS,
+             "fewshot_rule": lambda v: v in ("fixed", "first_n", "lm-eval-random-1234", "none"),
+             "stop_rule": lambda v: v in ("until", "eos-until", "eos", "none"), "stop_strings": lambda v: True,
+             "extraction": lambda v: v in EVAL_EXTRACTIONS, "bos": lambda v: v in ("template", "none"),
+             "truncation": lambda v: v == "none", "lm_eval_version": lambda v: v == "0.4.8"},
+    "generate": {"dtype": lambda v: True},
+    "lm-eval": {"dtype": lambda v: True, "prompt_format": lambda v: str(v).startswith("lm-eval:"),
+                "fewshot_rule": lambda v: True, "extraction": lambda v: str(v).startswith("lm-eval:"),
+                "stop_rule": lambda v: v in ("until", "eos"), "stop_strings": lambda v: True, "bos": lambda v: v == "tokenizer",
+                "truncation": lambda v: v == "none", "lm_eval_version": lambda v: not str(v).startswith("dream-fork")},
+}
+# the order fields are reported in: the one that changes the prompt most first
+PROTOCOL_ORDER = ("prompt_format", "lm_eval_version", "fewshot_rule", "stop_rule", "extraction", "bos",
+                  "truncation", "stop_strings", "dtype")
+
+
+def protocol_gap(p: Preset, command: str) -> str | None:
+    """One line naming the first protocol field of `p` that `command` ("eval", "shift", "generate" or
+    "lm-eval") does not reproduce, or None when it reproduces them all."""
+    honours = PROTOCOL_HONOURS[{"shift": "eval"}.get(command, command)]
+    for k in PROTOCOL_ORDER:
+        v = p.settings.get(k)
+        if v is not None and not honours.get(k, lambda _: False)(v):
+            return (f"--preset {p.name} sets {k}={v!r} (the published protocol), which {command} cannot reproduce yet"
+                    + ("" if command == "lm-eval" else f"; `mdlm-probe presets --show {p.name}` lists the protocol"))
+    return None
+
+
+def card_protocol(name: str | None) -> dict[str, Any] | None:
+    """What a run card records of preset `name`'s protocol: every run/protocol field with its source, and
+    the fields it declares not reproduced (None without a preset)."""
+    if not name:
+        return None
+    p = get_preset(name)
+    return {"fields": {k: {"value": v, "source": p.sources[k]} for k, v in sorted(p.protocol.items())},
+            "not_reproduced": [dict(x) for x in p.not_reproduced]}
 
 
 def apply_preset(name: str, overrides: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,0 +1,123 @@
+"""The adaptive cache against the dual cache, both with a confidence threshold, on the synthetic held-out split.
+
+Baseline: `--cache dual --threshold 0.9`. Each candidate is `--cache adaptive --threshold 0.9` with a drift
+threshold and a window (`--grid 0.3:2,0.5:3`: threshold:window). All decode the same problems with the same
+settings otherwise, in chunks, in an order that rotates per chunk (a slow phase of a shared machine hits each
+alike); the tokens/s ratio is the median of the per-chunk ratios, the accuracy difference is paired per
+problem (bootstrap 95% CI, core/stats.py). Tokens/s counts generated tokens only (gen-length per problem).
+
+Choose defaults on the split's first problems (`--skip 0 --n 100`), then measure on the others
+(`--skip 100 --n 300`), so the defaults are not fitted to what they are measured on:
+
+    python analyses/bench_adaptive.py --skip 0 --n 100 --grid 0.1:1,0.2:2,0.3:2,0.5:2,0.3:3,0.5:3
+    python analyses/bench_adaptive.py --skip 100 --n 300 --json reports/bench/adaptive.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mdlm_probe.core.exceptions import BadInput
+from mdlm_probe.core.stats import paired_bootstrap, wilson
+
+
+def parse_grid(text: str) -> list[tuple[float, int]]:
+    try:
+        return [(float(a), int(b)) for a, b in (p.split(":") for p in text.split(",") if p)]
+    except ValueError:
+        raise BadInput(f"--grid {text!r}: expected threshold:window pairs, e.g. 0.3:2,0.5:3") from None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ckpt", default="tiny-ce")
+    ap.add_argument("--skip", type=int, default=100, help="held-out problems skipped (the ones defaults came from)")
+    ap.add_argument("--n", type=int, default=300, help="held-out problems measured")
+    ap.add_argument("--grid", default="0.5:3,1:3", help="adaptive candidates, threshold:window, comma-separated")
+    ap.add_argument("--threshold", type=float, default=0.9, help="the confidence threshold of every mode")
+    ap.add_argument("--block-length", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--chunk", type=int, default=50)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    try:
+        return bench(args, parse_grid(args.grid))
+    except BadInput as e:
+        print(f"bench_adaptive: error: {e}", file=sys.stderr)
+        return 2
+
+
+def bench(args, grid) -> int:
+    from mdlm_probe.adapters import load_model
+    from mdlm_probe.decoding import resolve_sampler
+    from mdlm_probe.runs.evaluate import build_records
+    from mdlm_probe.tasks.benchmarks import get_benchmark
+
+    torch.set_num_threads(args.threads)
+    model = load_model(args.ckpt, device=args.device)
+    base = resolve_sampler({"batch_size": args.batch_size, "threshold": args.threshold,
+                            "block_length": args.block_length, "cache": "dual"}, model)
+    base = resolve_sampler({**base.to_dict(), "steps": base.gen_length})
+    cfgs = {"dual": base}
+    for thr, win in grid:
+        cfgs[f"adaptive {thr:g}:{win}"] = resolve_sampler({**base.to_dict(), "cache": "adaptive",
+                                                           "cache_drift_threshold": thr, "cache_window": win})
+    bench_ = get_benchmark("synthetic")
+    samples = bench_.load()[args.skip: args.skip + args.n]
+    G, names = base.gen_length, list(cfgs)
+    build_records(model, bench_, samples[:2], base, ckpt_name=args.ckpt)  # warm-up
+    per = {m: {"seconds": 0.0, "correct": [], "nfe": [], "forwarded": 0} for m in names}
+    chunk_tps: dict[str, list[float]] = {m: [] for m in names}
+    t0 = time.perf_counter()
+    for c, s in enumerate(range(0, len(samples), args.chunk)):
+        chunk = samples[s: s + args.chunk]
+        for m in names[c % len(names):] + names[: c % len(names)]:
+            t = time.perf_counter()
+            recs = build_records(model, bench_, chunk, cfgs[m], ckpt_name=args.ckpt)
+            dt = time.perf_counter() - t
+            p = per[m]
+            p["seconds"] += dt
+            p["correct"] += [float(bool(r["correct"])) for r in recs]
+            p["nfe"] += [r["nfe"] for r in recs]
+            p["forwarded"] += sum(r["tokens_forwarded"] for r in recs)
+            chunk_tps[m].append(len(chunk) * G / dt)
+        print(f"  {s + len(chunk)}/{len(samples)} problems, {time.perf_counter() - t0:.0f} s", file=sys.stderr,
+              flush=True)
+    n, rows = len(samples), []
+    for m in names:
+        p = per[m]
+        k = int(sum(p["correct"]))
+        d, lo, hi = paired_bootstrap(per["dual"]["correct"], p["correct"], seed=0)
+        rows.append({"mode": m, "n": n, "accuracy": k / n, "accuracy_ci": list(wilson(k, n)), "diff_vs_dual": d,
+                     "diff_ci": [lo, hi], "nfe_per_batch": statistics.mean(p["nfe"]),
+                     "tokens_forwarded_per_problem": p["forwarded"] / n, "tokens_s": n * G / p["seconds"],
+                     "ratio_median": statistics.median(a / b for a, b in zip(chunk_tps[m], chunk_tps["dual"]))})
+    machine = f"{args.device}, {torch.get_num_threads()} torch thread(s)"
+    print(f"# {args.ckpt}, synthetic held-out problems {args.skip}..{args.skip + n - 1} (n={n}), gen-length {G}, "
+          f"block-length {base.block_length}, steps {base.steps}, batch {base.batch_size}, threshold "
+          f"{args.threshold}; {machine}")
+    print("| mode (drift threshold:window) | accuracy | vs dual [95% CI] | NFE per batch | positions forwarded per "
+          "problem | generated tokens/s | vs dual (median of chunks) |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['mode']} | {r['accuracy']:.3f} | {100 * r['diff_vs_dual']:+.1f} pt [{100 * r['diff_ci'][0]:+.1f}, "
+              f"{100 * r['diff_ci'][1]:+.1f}] | {r['nfe_per_batch']:.1f} | {r['tokens_forwarded_per_problem']:.0f} | "
+              f"{r['tokens_s']:.0f} | {r['ratio_median']:.2f}x |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"ckpt": args.ckpt, "skip": args.skip, "n": n, "machine": machine,
+                                         "settings": base.to_dict(), "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
