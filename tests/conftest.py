@@ -54,5 +54,5 @@ def _lm_eval_log_to_this_tests_stderr():
 
     for h in logging.getLogger("lm_eval").handlers:
         if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
-            h.setStream(sys.stderr)
+            h.stream = sys.stderr  # not setStream: it flushes the old stream, which pytest has closed
     yield
