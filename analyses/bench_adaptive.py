@@ -16,16 +16,15 @@ Choose defaults on the split's first problems (`--skip 0 --n 100`), then measure
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.core.stats import paired_bootstrap, wilson
+from timed_rounds import decode_chunks, median_ratio, run_bench, write_json
 
 
 def parse_grid(text: str) -> list[tuple[float, int]]:
@@ -49,11 +48,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    try:
-        return bench(args, parse_grid(args.grid))
-    except BadInput as e:
-        print(f"bench_adaptive: error: {e}", file=sys.stderr)
-        return 2
+    return run_bench("bench_adaptive", bench, args, parse_grid(args.grid))
 
 
 def bench(args, grid) -> int:
@@ -77,21 +72,13 @@ def bench(args, grid) -> int:
     build_records(model, bench_, samples[:2], base, ckpt_name=args.ckpt)  # warm-up
     per = {m: {"seconds": 0.0, "correct": [], "nfe": [], "forwarded": 0} for m in names}
     chunk_tps: dict[str, list[float]] = {m: [] for m in names}
-    t0 = time.perf_counter()
-    for c, s in enumerate(range(0, len(samples), args.chunk)):
-        chunk = samples[s: s + args.chunk]
-        for m in names[c % len(names):] + names[: c % len(names)]:
-            t = time.perf_counter()
-            recs = build_records(model, bench_, chunk, cfgs[m], ckpt_name=args.ckpt)
-            dt = time.perf_counter() - t
-            p = per[m]
-            p["seconds"] += dt
-            p["correct"] += [float(bool(r["correct"])) for r in recs]
-            p["nfe"] += [r["nfe"] for r in recs]
-            p["forwarded"] += sum(r["tokens_forwarded"] for r in recs)
-            chunk_tps[m].append(len(chunk) * G / dt)
-        print(f"  {s + len(chunk)}/{len(samples)} problems, {time.perf_counter() - t0:.0f} s", file=sys.stderr,
-              flush=True)
+    for m, chunk, recs, dt in decode_chunks(model, bench_, samples, args.chunk, cfgs, args.ckpt):
+        p = per[m]
+        p["seconds"] += dt
+        p["correct"] += [float(bool(r["correct"])) for r in recs]
+        p["nfe"] += [r["nfe"] for r in recs]
+        p["forwarded"] += sum(r["tokens_forwarded"] for r in recs)
+        chunk_tps[m].append(len(chunk) * G / dt)
     n, rows = len(samples), []
     for m in names:
         p = per[m]
@@ -100,7 +87,7 @@ def bench(args, grid) -> int:
         rows.append({"mode": m, "n": n, "accuracy": k / n, "accuracy_ci": list(wilson(k, n)), "diff_vs_dual": d,
                      "diff_ci": [lo, hi], "nfe_per_batch": statistics.mean(p["nfe"]),
                      "tokens_forwarded_per_problem": p["forwarded"] / n, "tokens_s": n * G / p["seconds"],
-                     "ratio_median": statistics.median(a / b for a, b in zip(chunk_tps[m], chunk_tps["dual"]))})
+                     "ratio_median": median_ratio(chunk_tps[m], chunk_tps["dual"])})
     machine = f"{args.device}, {torch.get_num_threads()} torch thread(s)"
     print(f"# {args.ckpt}, synthetic held-out problems {args.skip}..{args.skip + n - 1} (n={n}), gen-length {G}, "
           f"block-length {base.block_length}, steps {base.steps}, batch {base.batch_size}, threshold "
@@ -112,10 +99,8 @@ def bench(args, grid) -> int:
         print(f"| {r['mode']} | {r['accuracy']:.3f} | {100 * r['diff_vs_dual']:+.1f} pt [{100 * r['diff_ci'][0]:+.1f}, "
               f"{100 * r['diff_ci'][1]:+.1f}] | {r['nfe_per_batch']:.1f} | {r['tokens_forwarded_per_problem']:.0f} | "
               f"{r['tokens_s']:.0f} | {r['ratio_median']:.2f}x |")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"ckpt": args.ckpt, "skip": args.skip, "n": n, "machine": machine,
-                                         "settings": base.to_dict(), "rows": rows}, indent=2) + "\n")
+    write_json(args.json, {"ckpt": args.ckpt, "skip": args.skip, "n": n, "machine": machine,
+                           "settings": base.to_dict(), "rows": rows})
     return 0
 
 

@@ -13,15 +13,13 @@ never counts). The script also checks that both sides decoded the same tokens.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from mdlm_probe.core.exceptions import BadInput
+from timed_rounds import decode_chunks, median_ratio, run_bench, write_json
 
 
 def main(argv=None) -> int:
@@ -36,11 +34,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
-    try:
-        return bench(args)
-    except BadInput as e:
-        print(f"bench_compaction: error: {e}", file=sys.stderr)
-        return 2
+    return run_bench("bench_compaction", bench, args)
 
 
 def bench(args) -> int:
@@ -58,31 +52,20 @@ def bench(args) -> int:
     samples = bench_.load()[: args.n]
     G = base.gen_length
     build_records(model, bench_, samples[:2], base, ckpt_name=args.ckpt)  # warm-up
-    per = {m: {"seconds": 0.0, "ids": [], "correct": [], "forwarded": 0, "nfe": []} for m in cfgs}
-    ratios = []
-    t0 = time.perf_counter()
-    for c, s in enumerate(range(0, len(samples), args.chunk)):
-        chunk = samples[s: s + args.chunk]
-        tps = {}
-        for m in (["off", "compact"] if c % 2 == 0 else ["compact", "off"]):
-            t = time.perf_counter()
-            recs = build_records(model, bench_, chunk, cfgs[m], ckpt_name=args.ckpt)
-            dt = time.perf_counter() - t
-            p = per[m]
-            p["seconds"] += dt
-            p["ids"] += [r["output_ids"] for r in recs]
-            p["correct"] += [bool(r["correct"]) for r in recs]
-            p["forwarded"] += sum(r["tokens_forwarded"] for r in recs)
-            p["nfe"] += [r["nfe"] for r in recs]
-            tps[m] = len(chunk) * G / dt
-        ratios.append(tps["compact"] / tps["off"])
-        print(f"  {s + len(chunk)}/{len(samples)} problems, {time.perf_counter() - t0:.0f} s", file=sys.stderr,
-              flush=True)
+    per = {m: {"seconds": 0.0, "ids": [], "correct": [], "forwarded": 0, "nfe": [], "tps": []} for m in cfgs}
+    for m, chunk, recs, dt in decode_chunks(model, bench_, samples, args.chunk, cfgs, args.ckpt):
+        p = per[m]
+        p["seconds"] += dt
+        p["ids"] += [r["output_ids"] for r in recs]
+        p["correct"] += [bool(r["correct"]) for r in recs]
+        p["forwarded"] += sum(r["tokens_forwarded"] for r in recs)
+        p["nfe"] += [r["nfe"] for r in recs]
+        p["tps"].append(len(chunk) * G / dt)
     n = len(samples)
     rows = [{"mode": f"threshold {args.threshold}" + (" + compact" if m == "compact" else ""), "n": n,
              "accuracy": sum(p["correct"]) / n, "nfe_per_batch": statistics.mean(p["nfe"]),
              "tokens_forwarded_per_problem": p["forwarded"] / n, "tokens_s": n * G / p["seconds"],
-             "ratio_median": statistics.median(ratios) if m == "compact" else 1.0}
+             "ratio_median": median_ratio(p["tps"], per["off"]["tps"]) if m == "compact" else 1.0}
             for m, p in per.items()]
     same = sum(a == b for a, b in zip(per["off"]["ids"], per["compact"]["ids"]))
     machine = f"{args.device}, {torch.get_num_threads()} torch thread(s)"
@@ -93,10 +76,8 @@ def bench(args) -> int:
     for r in rows:
         print(f"| {r['mode']} | {r['accuracy']:.3f} | {r['nfe_per_batch']:.1f} | "
               f"{r['tokens_forwarded_per_problem']:.0f} | {r['tokens_s']:.0f} | {r['ratio_median']:.2f}x |")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"ckpt": args.ckpt, "n": n, "machine": machine, "identical": same,
-                                         "settings": base.to_dict(), "rows": rows}, indent=2) + "\n")
+    write_json(args.json, {"ckpt": args.ckpt, "n": n, "machine": machine, "identical": same,
+                           "settings": base.to_dict(), "rows": rows})
     return 0 if same == n else 1
 
 

@@ -14,16 +14,15 @@ sample committed tokens: its NFE decoded alone, since batch rows are independent
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.core.stats import paired_bootstrap, wilson
+from timed_rounds import decode_chunks, median_ratio, run_bench, write_json
 
 
 def modes_for(threshold: float) -> dict[str, dict]:
@@ -52,11 +51,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
-    try:
-        return bench(args)
-    except BadInput as e:
-        print(f"bench_heldout: error: {e}", file=sys.stderr)
-        return 2
+    return run_bench("bench_heldout", bench, args)
 
 
 def bench(args) -> int:
@@ -87,25 +82,16 @@ def bench(args) -> int:
            for m in names}
     chunk_tps: dict[str, list[float]] = {m: [] for m in names}
     build_records(model, bench_, samples[:2], cfgs["exact"], ckpt_name=args.ckpt)  # warm-up
-    t_all = time.perf_counter()
-    for c, s in enumerate(range(0, len(samples), args.chunk)):
-        chunk = samples[s: s + args.chunk]
-        order = names[c % len(names):] + names[: c % len(names)]  # rotate who goes first
-        for m in order:
-            t = time.perf_counter()
-            recs = build_records(model, bench_, chunk, cfgs[m], ckpt_name=args.ckpt)
-            dt = time.perf_counter() - t
-            p = per[m]
-            p["seconds"] += dt
-            p["correct"] += [bool(r["correct"]) for r in recs]
-            p["nfe"] += [r["nfe"] for r in recs]
-            # a row's own NFE: the steps in which it committed (decoded alone it would idle in none of them)
-            p["nfe_own"] += [len({s for s in r["trajectory"]["commit_step"] if s >= 0}) for r in recs]
-            p["tokens_forwarded"] += [r["tokens_forwarded"] for r in recs]
-            p["texts"] += [r["text"] for r in recs]
-            chunk_tps[m].append(len(chunk) * G / dt)
-        done = s + len(chunk)
-        print(f"  {done}/{len(samples)} problems, {time.perf_counter() - t_all:.0f} s", file=sys.stderr, flush=True)
+    for m, chunk, recs, dt in decode_chunks(model, bench_, samples, args.chunk, cfgs, args.ckpt):
+        p = per[m]
+        p["seconds"] += dt
+        p["correct"] += [bool(r["correct"]) for r in recs]
+        p["nfe"] += [r["nfe"] for r in recs]
+        # a row's own NFE: the steps in which it committed (decoded alone it would idle in none of them)
+        p["nfe_own"] += [len({s for s in r["trajectory"]["commit_step"] if s >= 0}) for r in recs]
+        p["tokens_forwarded"] += [r["tokens_forwarded"] for r in recs]
+        p["texts"] += [r["text"] for r in recs]
+        chunk_tps[m].append(len(chunk) * G / dt)
 
     ex = per["exact"]
     rows = []
@@ -114,7 +100,6 @@ def bench(args) -> int:
         n, k = len(p["correct"]), sum(p["correct"])
         lo, hi = wilson(k, n)
         d, dlo, dhi = paired_bootstrap([float(x) for x in ex["correct"]], [float(x) for x in p["correct"]], seed=0)
-        ratios = [a / b for a, b in zip(chunk_tps[m], chunk_tps["exact"])]
         rows.append({
             "mode": m, "n": n, "accuracy": k / n, "accuracy_ci": [lo, hi],
             "diff_vs_exact": d, "diff_ci": [dlo, dhi],
@@ -123,7 +108,7 @@ def bench(args) -> int:
             "nfe_own_mean": statistics.mean(p["nfe_own"]),
             "nfe_own_ratio": statistics.mean(ex["nfe_own"]) / statistics.mean(p["nfe_own"]),
             "tokens_forwarded_mean": statistics.mean(p["tokens_forwarded"]),
-            "tokens_s": n * G / p["seconds"], "tokens_s_ratio_median": statistics.median(ratios),
+            "tokens_s": n * G / p["seconds"], "tokens_s_ratio_median": median_ratio(chunk_tps[m], chunk_tps["exact"]),
             "settings": {k2: v for k2, v in cfgs[m].to_dict().items() if k2 in ("gen_length", "steps", "block_length",
                                                                                 "threshold", "cache", "batch_size")},
         })
@@ -138,10 +123,8 @@ def bench(args) -> int:
               f"[{100 * r['diff_ci'][0]:+.1f}, {100 * r['diff_ci'][1]:+.1f}] | {r['same_text_as_exact']:.2f} | "
               f"{r['nfe_mean']:.1f} | {r['nfe_ratio']:.2f}x | {r['nfe_own_mean']:.1f} | {r['nfe_own_ratio']:.2f}x | "
               f"{r['tokens_s']:.0f} | {r['tokens_s_ratio_median']:.2f}x |")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"ckpt": args.ckpt, "n": len(samples), "machine": machine,
-                                         "chunk": args.chunk, "rows": rows}, indent=2) + "\n")
+    write_json(args.json, {"ckpt": args.ckpt, "n": len(samples), "machine": machine, "chunk": args.chunk,
+                           "rows": rows})
     return 0
 
 

@@ -9,13 +9,14 @@ The command runs in a child process; its peak RSS comes from the kernel's accoun
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from timed_rounds import write_json
 
 BUDGET_MB = 1536  # the limit: 1.5 GB
 
@@ -54,10 +55,7 @@ def main(argv=None) -> int:
             return rc
         rows.append({"batch_size": bs, "peak_rss_mb": round(mb, 1), "wall_s": round(wall, 1), "ok": mb <= BUDGET_MB})
         print(f"| {bs} | {mb:.0f} | {wall:.1f} | {'yes' if mb <= BUDGET_MB else 'NO'} |", flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"ckpt": args.ckpt, "limit": args.limit, "budget_mb": BUDGET_MB, "rows": rows},
-                                        indent=2) + "\n")
+    write_json(args.json, {"ckpt": args.ckpt, "limit": args.limit, "budget_mb": BUDGET_MB, "rows": rows})
     return 0 if all(r["ok"] for r in rows) else 1
 
 

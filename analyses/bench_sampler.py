@@ -22,7 +22,6 @@ Every mode uses the same plan (LLaDA's: steps = gen length unless --steps), with
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ import torch
 
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.decoding import SamplerConfig, generate
+from timed_rounds import run_bench, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))  # arch_checkpoints: the shape builders
 
@@ -161,11 +161,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs per (mode, batch), alternating; medians reported")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
-    try:
-        return bench(args)
-    except BadInput as e:
-        print(f"bench_sampler: error: {e}", file=sys.stderr)
-        return 2
+    return run_bench("bench_sampler", bench, args)
 
 
 def bench(args) -> int:
@@ -213,11 +209,8 @@ def bench(args) -> int:
         lo, hi = min(batches), max(batches)
         print(f"\nbatch scaling (tokens/s at batch {hi} over batch {lo}): "
               + ", ".join(f"{m} {med[(m, hi)]['tokens_s'] / med[(m, lo)]['tokens_s']:.2f}x" for m in todo))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"model": name, "device": dev_name, "args": {k: str(v) for k, v in vars(args).items()},
-                                         "rows": [{"mode": m, "batch": b, **r} for (m, b), r in med.items()]},
-                                        indent=2) + "\n")
+    write_json(args.json, {"model": name, "device": dev_name, "args": {k: str(v) for k, v in vars(args).items()},
+                           "rows": [{"mode": m, "batch": b, **r} for (m, b), r in med.items()]})
     return 0
 
 

@@ -66,6 +66,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from reference_runs import blob_of, write_fixture
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "fixtures" / "arena_hard"
 REPOSITORY = "lmarena/arena-hard-auto"
@@ -133,18 +135,13 @@ VERDICT_TEXTS = [
 ]
 
 
-def blob_hash(path: Path) -> str:
-    data = path.read_bytes()
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
 def check_checkout(path: Path, version: str) -> None:
     for rel, want in VERSIONS[version]["files"].items():
         f = path / rel
         if not f.is_file():
             sys.exit(f"{path}: no {rel}; is this arena-hard-auto at {VERSIONS[version]['commit']}?")
-        if blob_hash(f) != want:
-            sys.exit(f"{f}: git blob {blob_hash(f)}, expected {want} (commit {VERSIONS[version]['commit']})")
+        if blob_of(f) != want:
+            sys.exit(f"{f}: git blob {blob_of(f)}, expected {want} (commit {VERSIONS[version]['commit']})")
 
 
 def unit(key: str) -> float:
@@ -546,7 +543,7 @@ def main() -> None:
                             "--data", str(data_file), "--result", str(result_file)], check=True, env=env)
             results[version] = json.loads(result_file.read_text())
     source = {"repository": REPOSITORY, "versions": VERSIONS}
-    (a.out / "judgments.json").write_text(json.dumps(data, indent=1) + "\n")
+    write_fixture(a.out / "judgments.json", data)
     verdicts = {
         "about": ("Judge outputs written for this fixture and what Arena-Hard-Auto's gen_judgment.get_score returns "
                   "for each (main: regex list tried in order on text.upper(), last match of the first pattern that "
@@ -560,7 +557,7 @@ def main() -> None:
         "main": {k: v for k, v in results["main"]["verdicts"].items() if k != "parsed"},
         "legacy": {k: v for k, v in results["legacy"]["verdicts"].items() if k != "parsed"},
     }
-    (a.out / "verdicts.json").write_text(json.dumps(verdicts, indent=1) + "\n")
+    write_fixture(a.out / "verdicts.json", verdicts)
     for r in results.values():
         r.pop("verdicts")
     stats = {"about": ("Arena-Hard-Auto's win-rate statistics on judgments.json, computed by its own code (see "
@@ -568,7 +565,7 @@ def main() -> None:
                        "global generator = seed right before each one; replicate values depend on the library "
                        "versions recorded per version; full-data estimates do not depend on the seed."),
              "source": source, "seed": SEED, "rounds": ROUNDS, "baseline": BASELINE, **results}
-    (a.out / "results.json").write_text(json.dumps(stats, indent=1) + "\n")
+    write_fixture(a.out / "results.json", stats)
     print(f"wrote {a.out}/judgments.json, verdicts.json, results.json")
 
 

@@ -32,14 +32,13 @@ Only prompt ids, settings, output ids and provenance are written.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from reference_runs import blob_of, check_ran_under, reference_parser, run_worker, worker_or_main, write_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "dream_golden.json"
@@ -126,17 +125,10 @@ def worker(ckpt: str, ref: str, cases_path: str, out_path: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------- this side
-def git_blob(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref", required=True, help="Dream's generation_utils.py (outside the repository)")
-    ap.add_argument("--site", required=True, help="folder with transformers 4.46.2 (pip install --target)")
-    ap.add_argument("--out", default=str(FIXTURE))
-    a = ap.parse_args()
-    blob = git_blob(Path(a.ref).read_bytes())
+    a = reference_parser(__doc__, "Dream's generation_utils.py (outside the repository)",
+                         ("--site", "folder with transformers 4.46.2 (pip install --target)"), FIXTURE).parse_args()
+    blob = blob_of(Path(a.ref))
     if blob != SOURCE["blob"]:
         sys.exit(f"{a.ref} is blob {blob}, not {SOURCE['blob']} ({SOURCE['repository']} {SOURCE['path']})")
     sys.path.insert(0, str(ROOT / "tests" / "helpers"))
@@ -147,14 +139,9 @@ def main() -> None:
         c["prompt_ids"] = [ckpt.encode(p) for p in c["prompts"]]
     with tempfile.TemporaryDirectory() as tmp:
         folder = ckpt.build(Path(tmp) / "tiny-dream-golden")
-        (Path(tmp) / "cases.json").write_text(json.dumps(todo))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([a.site, str(Path(a.ref).parent)]),
-               "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(Path(tmp) / "modules")}
-        subprocess.run([sys.executable, __file__, "--worker", str(folder), a.ref, str(Path(tmp) / "cases.json"),
-                        str(Path(tmp) / "out.json")], env=env, check=True, cwd=tmp)
-        ref = json.loads((Path(tmp) / "out.json").read_text())
-    if ref["transformers"] != SOURCE["transformers"]:
-        sys.exit(f"the reference ran under transformers {ref['transformers']}, not {SOURCE['transformers']}")
+        ref = run_worker(sys.executable, __file__, Path(tmp), [str(folder), a.ref], todo,
+                         {"PYTHONPATH": os.pathsep.join([a.site, str(Path(a.ref).parent)])})
+    check_ran_under(ref["transformers"], SOURCE["transformers"])
     by_name = {r["name"]: r for r in ref["results"]}
     fixture = {
         "about": "Token ids from Dream's released diffusion_generate (DreamGenerationMixin._sample) on the "
@@ -166,7 +153,7 @@ def main() -> None:
         "cases": [{"name": c["name"], "prompt_ids": c["prompt_ids"], "settings": c["settings"],
                    **{k: v for k, v in by_name[c["name"]].items() if k != "name"}} for c in todo],
     }
-    Path(a.out).write_text(json.dumps(fixture, indent=1) + "\n")
+    write_fixture(a.out, fixture)
     coupled = [(c["name"], j) for c in fixture["cases"] if "first_release_batched" in c
                for j, (x, y) in enumerate(zip(c["output_ids"], c["first_release_batched"])) if x != y]
     n_rows = sum(len(c["output_ids"]) for c in fixture["cases"] if "first_release_batched" in c)
@@ -175,7 +162,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--worker"]:
-        worker(*sys.argv[2:6])
-    else:
-        main()
+    worker_or_main(worker, main)

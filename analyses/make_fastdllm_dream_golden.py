@@ -45,15 +45,13 @@ and provenance are written.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from reference_runs import check_blobs, check_ran_under, reference_parser, run_worker, worker_or_main, write_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "fastdllm_dream_golden.json"
@@ -260,10 +258,6 @@ def worker(ckpt: str, ref: str, todo_path: str, out_path: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------- this side
-def git_blob(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
 def build_checkpoint(folder: Path) -> Path:
     for sub in ("tests/helpers", "tests"):  # where the builder lives, after and before the tests were regrouped
         sys.path.insert(0, str(ROOT / sub))
@@ -273,27 +267,17 @@ def build_checkpoint(folder: Path) -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref", required=True, help="Fast-dLLM's dream/ folder (outside the repository)")
-    ap.add_argument("--python", required=True, help="an interpreter with transformers 4.49.0")
-    ap.add_argument("--out", default=str(FIXTURE))
-    a = ap.parse_args()
+    a = reference_parser(__doc__, "Fast-dLLM's dream/ folder (outside the repository)",
+                         ("--python", "an interpreter with transformers 4.49.0"), FIXTURE).parse_args()
     ref = Path(a.ref).resolve()
-    for f, blob in SOURCE["files"].items():
-        if git_blob((ref.parent / f).read_bytes()) != blob:
-            sys.exit(f"{ref.parent / f} is not blob {blob} of {SOURCE['repository']}@{SOURCE['commit'][:7]}")
+    check_blobs(ref.parent, SOURCE["files"], f"{SOURCE['repository']}@{SOURCE['commit'][:7]}")
     todo = cases()
     bats = batches()
     with tempfile.TemporaryDirectory() as tmp:
         folder = build_checkpoint(Path(tmp) / "dream-arch-golden")
-        (Path(tmp) / "todo.json").write_text(json.dumps({"cases": todo, "prompts": PROMPTS, "batches": bats}))
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-               "HF_MODULES_CACHE": str(Path(tmp) / "modules")}
-        subprocess.run([a.python, __file__, "--worker", str(folder), str(ref), str(Path(tmp) / "todo.json"),
-                        str(Path(tmp) / "out.json")], env=env, check=True, cwd=tmp)
-        out = json.loads((Path(tmp) / "out.json").read_text())
-    if out["transformers"] != SOURCE["transformers"]:
-        sys.exit(f"the reference ran under transformers {out['transformers']}, not {SOURCE['transformers']}")
+        out = run_worker(a.python, __file__, Path(tmp), [str(folder), str(ref)],
+                         {"cases": todo, "prompts": PROMPTS, "batches": bats})
+    check_ran_under(out["transformers"], SOURCE["transformers"])
     by_name = {r["name"]: r for r in out["results"]}
     fixture = {
         "about": "Token ids from Fast-dLLM's released Dream decoders (dream/model/generation_utils.py without cache, "
@@ -315,7 +299,7 @@ def main() -> None:
     }
     for c in fixture["cases"]:  # the threshold fires: steps (forwards) that committed two or more tokens, all prompts
         c["multi_commit_steps"] = sum(n > 1 for r in c["rows"] for n in r.get("commits_per_step", []))
-    Path(a.out).write_text(json.dumps(fixture, indent=1) + "\n")
+    write_fixture(a.out, fixture)
     summarize(fixture, a.out)
 
 
@@ -335,7 +319,4 @@ def summarize(fixture: dict, path) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--worker"]:
-        worker(*sys.argv[2:6])
-    else:
-        main()
+    worker_or_main(worker, main)

@@ -29,15 +29,13 @@ settings, output ids, NFE, commits per step, margins and provenance are written.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from reference_runs import check_blobs, check_ran_under, reference_parser, run_worker, worker_or_main, write_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "fastdllm_golden.json"
@@ -129,34 +127,19 @@ def worker(ckpt: str, ref: str, cases_path: str, out_path: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------- this side
-def git_blob(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref", required=True, help="Fast-dLLM's llada/ folder (outside the repository)")
-    ap.add_argument("--python", required=True, help="an interpreter with transformers 4.49.0 and einops")
-    ap.add_argument("--out", default=str(FIXTURE))
-    a = ap.parse_args()
+    a = reference_parser(__doc__, "Fast-dLLM's llada/ folder (outside the repository)",
+                         ("--python", "an interpreter with transformers 4.49.0 and einops"), FIXTURE).parse_args()
     ref = Path(a.ref).resolve()
-    for f, blob in SOURCE["files"].items():
-        if git_blob((ref.parent / f).read_bytes()) != blob:
-            sys.exit(f"{ref.parent / f} is not blob {blob} of {SOURCE['repository']}@{SOURCE['commit'][:7]}")
+    check_blobs(ref.parent, SOURCE["files"], f"{SOURCE['repository']}@{SOURCE['commit'][:7]}")
     sys.path[:0] = [str(ROOT / "tests" / "decoding"), str(ROOT / "tests" / "helpers")]
     import test_fastdllm_golden as golden  # the checkpoint and prompts the test uses
 
     todo = cases(golden.PROMPTS)
     with tempfile.TemporaryDirectory() as tmp:
         folder = golden.build_checkpoint(Path(tmp) / "llada-arch-golden")
-        (Path(tmp) / "cases.json").write_text(json.dumps(todo))
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-               "HF_MODULES_CACHE": str(Path(tmp) / "modules")}
-        subprocess.run([a.python, __file__, "--worker", str(folder), str(ref), str(Path(tmp) / "cases.json"),
-                        str(Path(tmp) / "out.json")], env=env, check=True, cwd=tmp)
-        out = json.loads((Path(tmp) / "out.json").read_text())
-    if out["transformers"] != SOURCE["transformers"]:
-        sys.exit(f"the reference ran under transformers {out['transformers']}, not {SOURCE['transformers']}")
+        out = run_worker(a.python, __file__, Path(tmp), [str(folder), str(ref)], todo)
+    check_ran_under(out["transformers"], SOURCE["transformers"])
     by_name = {r["name"]: r["rows"] for r in out["results"]}
     fixture = {
         "about": "Token ids from Fast-dLLM's released LLaDA decoders (llada/generate.py with its modeling file), "
@@ -167,7 +150,7 @@ def main() -> None:
         "checkpoint": golden.CHECKPOINT,
         "cases": [{**c, "rows": by_name[c["name"]]} for c in todo],
     }
-    Path(a.out).write_text(json.dumps(fixture, indent=1) + "\n")
+    write_fixture(a.out, fixture)
     rows = [r for c in fixture["cases"] for r in c["rows"]]
     fired = [r for c in fixture["cases"] if c["settings"]["threshold"] for r in c["rows"]]
     steps = [n for r in fired for n in r["commits_per_step"] if n]
@@ -180,7 +163,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--worker"]:
-        worker(*sys.argv[2:6])
-    else:
-        main()
+    worker_or_main(worker, main)

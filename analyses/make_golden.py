@@ -25,6 +25,8 @@ from types import SimpleNamespace
 
 import torch
 
+from reference_runs import write_fixture
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "llada_golden.json"
 EOT_CHAR = "k"  # stands in for LLaDA's <|eot_id|>: the tiny-random model's most frequent greedy token
@@ -148,7 +150,7 @@ def main() -> None:
         "cases": cases,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(gold, indent=1) + "\n")
+    write_fixture(args.out, gold)
     print(f"wrote {len(cases)} cases to {args.out}")
 
 

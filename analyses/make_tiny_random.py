@@ -4,7 +4,7 @@ It gives tests (and users before training) a model every command can run. Usage:
     python analyses/make_tiny_random.py [OUT_DIR]   (default: mdlm_probe/checkpoints/tiny-random)
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 from mdlm_probe.core.checkpoints import SHIPPED_DIR, write_sidecar
@@ -33,4 +33,6 @@ def make(out: Path, n_layer: int = 2, n_embd: int = 64, seed: int = 0) -> Path:
 
 
 if __name__ == "__main__":
-    print(make(Path(sys.argv[1]) if len(sys.argv) > 1 else SHIPPED_DIR / "tiny-random"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", nargs="?", type=Path, default=SHIPPED_DIR / "tiny-random", help="output folder")
+    print(make(ap.parse_args().out))

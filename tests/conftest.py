@@ -36,6 +36,23 @@ def tiny_random():
 
 
 @pytest.fixture
+def load_data_file(tmp_path):
+    """Load a benchmark from a data file written here: `load_data_file("gsm8k", "test.jsonl", content)` (str or
+    bytes) returns the samples, or raises what loading that file raises (BadInput for bad data)."""
+    from mdlm_probe.tasks.benchmarks import get_benchmark
+
+    def load(benchmark: str, name: str, content: str | bytes):
+        f = tmp_path / name
+        if isinstance(content, bytes):
+            f.write_bytes(content)
+        else:
+            f.write_text(content)
+        return get_benchmark(benchmark, data_file=f).load()
+
+    return load
+
+
+@pytest.fixture
 def cli():
     """Run the CLI in-process: `cli("eval", "synthetic", ...)` returns the exit code (0, 1 or 2). Read what it
     printed with pytest's `capsys` (`capsys.readouterr().out` / `.err`)."""

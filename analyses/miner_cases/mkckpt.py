@@ -2,7 +2,7 @@
 
     python analyses/miner_cases/mkckpt.py OUT_DIR [STATE.pt]
 """
-import json, shutil, sys
+import json, sys
 from pathlib import Path
 import torch
 from mdlm_probe.adapters.tiny_model import TinyConfig, build_tiny_model

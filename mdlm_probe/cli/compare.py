@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
-from rich.markup import escape
 from mdlm_probe.runs import miners
 from mdlm_probe.runs.compare import compare_rows, write_compare
 from .options import console, err_console, warnings_to_stderr
-from .tables import Col, check_format, format_option, print_json, print_records, print_table
+from .tables import Col, check_format, format_option, print_result, print_table
 
 
 def compare(
@@ -33,12 +32,7 @@ def compare(
     patterns = miners.resolve_patterns(pattern)
     with warnings_to_stderr():
         res, out = write_compare(run_dirs, out, force=force, patterns=patterns, seed=seed, ckpts=ckpt or ())
-    if fmt == "json":  # compare.json's content
-        print_json(res)
-    elif fmt == "csv":  # compare.csv's rows
-        print_records(compare_rows(res), "csv")
-    else:
-        print_compare(res, out, show_ids)
+    print_result(res, fmt, compare_rows, lambda: print_compare(res, out, show_ids))
 
 
 def print_compare(res: dict[str, Any], out: Path, show_ids: int) -> None:

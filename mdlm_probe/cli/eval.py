@@ -14,8 +14,8 @@ from mdlm_probe.core.rundir import default_out
 from mdlm_probe.runs.evaluate import run_eval
 from mdlm_probe.runs.settings import default_ckpt, resolve_settings
 from mdlm_probe.tasks.benchmarks import benchmark_names, get_benchmark
-from .options import (ALLOW_MISSING_HELP, BENCHMARK_HELP, CKPT_HELP, adapter_option, chat_option, console,
-                      data_dir_option, device_option, dtype_option, out_option, preset_option, sampler_options)
+from .options import (BENCHMARK_HELP, CKPT_HELP, console, data_dir_option, load_options, out_option, preset_options,
+                      sampler_options)
 from .tables import check_format, format_option, print_json, print_records
 
 
@@ -30,6 +30,8 @@ def check_names(ckpt: str, benchmark: str, sampler: dict, predictions: Optional[
         resolve_settings(ckpt=ckpt, adapter=adapter, benchmark=benchmark, sampler=sampler, **given)
 
 
+@load_options()
+@preset_options
 @sampler_options
 def eval_command(
     benchmark: str = typer.Argument(..., help=BENCHMARK_HELP),
@@ -38,8 +40,7 @@ def eval_command(
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate the first N samples only."),
     num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot",
                                               help="Few-shot examples (default: the sidecar's default_fewshot, else 5 for gsm8k)."),
-    chat: Optional[bool] = chat_option(None),
-    preset: Optional[str] = preset_option(),
+    preset_opts: dict = None,
     data_file: Optional[Path] = typer.Option(None, "--data-file", help="Local data: gsm8k test.jsonl; gpqa dataset.zip "
                                              "or csv; mbpp mbpp.jsonl or sanitized-mbpp.json; humaneval HumanEval.jsonl(.gz)."),
     data_dir: Optional[Path] = data_dir_option(),
@@ -51,26 +52,22 @@ def eval_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run with a different config in --out."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: a bar on a "
                                             "terminal, else a line every few seconds)."),
-    adapter: Optional[str] = adapter_option(),
-    device: Optional[str] = device_option(),
-    dtype: Optional[str] = dtype_option(),
-    allow_missing_weights: bool = typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP),
+    load_opts: dict = None,
     fmt: str = format_option(),
     sampler: dict = None,
 ):
     """Evaluate a checkpoint on a benchmark: config.json, samples.jsonl, summary.json (resumable)."""
     check_format(fmt)
-    ckpt = ckpt or default_ckpt(preset)  # every other setting is resolved in run_eval (runs/settings.py)
-    check_names(ckpt, benchmark, sampler, predictions, adapter, preset=preset, chat=chat, num_fewshot=num_fewshot,
-                dtype=dtype)
+    ckpt = ckpt or default_ckpt(preset_opts["preset"])  # every other setting is resolved in run_eval (runs/settings.py)
+    check_names(ckpt, benchmark, sampler, predictions, load_opts["adapter"], num_fewshot=num_fewshot,
+                dtype=load_opts["dtype"], **preset_opts)
     bench = get_benchmark(benchmark, data_file=data_file, data_dir=data_dir, **({"subset": subset} if subset else {}))
     if out is None:
         out = default_out("eval", benchmark, ["predictions" if predictions else ckpt])
-    s = run_eval(ckpt, bench, out, sampler_overrides=sampler, limit=limit, num_fewshot=num_fewshot, chat=chat,
+    s = run_eval(ckpt, bench, out, sampler_overrides=sampler, limit=limit, num_fewshot=num_fewshot,
                  predictions=predictions, shard=shard, overwrite=overwrite,
                  progress="auto" if progress is None else progress, subset=subset,
-                 num_processes=num_processes, adapter=adapter, device=device, dtype=dtype,
-                 allow_missing_weights=allow_missing_weights, preset=preset)
+                 num_processes=num_processes, **load_opts, **preset_opts)
     if fmt != "table" and s.get("complete"):
         print_summary(s, fmt)
         return

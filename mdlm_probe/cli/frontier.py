@@ -10,11 +10,11 @@ from mdlm_probe.core.checkpoints import DEFAULT_CKPT
 from mdlm_probe.core.rundir import default_out
 from mdlm_probe.runs.frontier import csv_rows, run_frontier
 from .eval import check_names
-from .options import (BENCHMARK_HELP, CKPT_HELP, adapter_option, console, device_option, dtype_option, sampler_options,
-                      warnings_to_stderr)
-from .tables import Col, check_format, format_option, print_json, print_records, print_table
+from .options import BENCHMARK_HELP, CKPT_HELP, console, load_options, sampler_options, warnings_to_stderr
+from .tables import Col, check_format, format_option, print_result, print_table
 
 
+@load_options(("device", "dtype", "adapter"))
 @sampler_options
 def frontier(
     benchmark: str = typer.Argument(..., help=BENCHMARK_HELP),
@@ -25,26 +25,19 @@ def frontier(
     limit: Optional[int] = typer.Option(None, "--limit", help="Decode the first N samples only."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for frontier.json / .csv / .png and "
                                        "runs/<mode>/ (default runs/frontier/<bench>-<ckpt>)."),
-    device: Optional[str] = device_option(),
-    dtype: Optional[str] = dtype_option(),
-    adapter: Optional[str] = adapter_option(),
+    load_opts: dict = None,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace sub-runs with a different config."),
     fmt: str = format_option(),
     sampler: dict = None,
 ):
     """Accuracy against speed (tokens/s, tokens per forward) for each decoding mode, Pareto-optimal ones marked."""
     check_format(fmt)
-    check_names(ckpt, benchmark, sampler, None, adapter)
+    check_names(ckpt, benchmark, sampler, None, load_opts["adapter"])
     out = out or default_out("frontier", benchmark, [ckpt])
     with warnings_to_stderr():
         res = run_frontier(ckpt, benchmark, out, modes.split(","), sampler_overrides=sampler, limit=limit,
-                           overwrite=overwrite, progress="auto", device=device, dtype=dtype, adapter=adapter)
-    if fmt == "json":  # frontier.json's content
-        print_json(res)
-    elif fmt == "csv":  # frontier.csv's rows
-        print_records(csv_rows(res["modes"]), "csv")
-    else:
-        print_frontier(res, out)
+                           overwrite=overwrite, progress="auto", **load_opts)
+    print_result(res, fmt, lambda r: csv_rows(r["modes"]), lambda: print_frontier(res, out))
 
 
 def print_frontier(res: dict[str, Any], out: Path) -> None:

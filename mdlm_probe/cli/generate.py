@@ -14,7 +14,7 @@ from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.core.records import RecordWriter, iter_jsonl, make_record
 from mdlm_probe.decoding import generate as run_generate
 from mdlm_probe.runs.settings import resolve_settings
-from .options import (ALLOW_MISSING_HELP, CKPT_HELP, adapter_option, console, device_option, dtype_option,
+from .options import (CKPT_HELP, adapter_option, allow_missing_option, console, device_option, dtype_option,
                       sampler_options)
 
 
@@ -30,7 +30,7 @@ def generate(
                                     "checkpoint's prompt_format."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the sample records to this JSONL file."),
     adapter: Optional[str] = adapter_option(),
-    allow_missing_weights: bool = typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP),
+    allow_missing_weights: bool = allow_missing_option(),
     device: Optional[str] = device_option(),
     dtype: Optional[str] = dtype_option(),
     sampler: dict = None,

@@ -13,11 +13,11 @@ from mdlm_probe.core.rundir import default_out
 from mdlm_probe.report.render import diff_segments
 from mdlm_probe.runs.invariance import csv_rows, run_invariance
 from .eval import check_names
-from .options import (BENCHMARK_HELP, CKPT_HELP, adapter_option, console, device_option, dtype_option, sampler_options,
-                      warnings_to_stderr)
-from .tables import Col, check_format, format_option, print_json, print_records, print_table
+from .options import BENCHMARK_HELP, CKPT_HELP, console, load_options, sampler_options, warnings_to_stderr
+from .tables import Col, check_format, format_option, print_result, print_table
 
 
+@load_options(("device", "dtype", "adapter"), note=" (unless varied).")
 @sampler_options
 def invariance(
     benchmark: str = typer.Argument(..., help=BENCHMARK_HELP),
@@ -27,9 +27,7 @@ def invariance(
     limit: Optional[int] = typer.Option(None, "--limit", help="Decode the first N samples only."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for invariance.json / .csv and runs/<variant>/ "
                                        "(default runs/invariance/<bench>-<ckpt>)."),
-    device: Optional[str] = device_option(" (unless varied)."),
-    dtype: Optional[str] = dtype_option(" (unless varied)."),
-    adapter: Optional[str] = adapter_option(),
+    load_opts: dict = None,
     boot_seed: int = typer.Option(0, "--boot-seed", help="Bootstrap seed."),
     show_ids: int = typer.Option(5, "--show-ids", help="Changed outputs printed (with their diff) per variant."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace sub-runs with a different config."),
@@ -38,17 +36,12 @@ def invariance(
 ):
     """Decode the same problems under each variant; identical outputs, paired accuracy difference, flips."""
     check_format(fmt)
-    check_names(ckpt, benchmark, sampler, None, adapter)
+    check_names(ckpt, benchmark, sampler, None, load_opts["adapter"])
     out = out or default_out("invariance", benchmark, [ckpt])
     with warnings_to_stderr():
-        res = run_invariance(ckpt, benchmark, out, vary, sampler_overrides=sampler, limit=limit, device=device,
-                             dtype=dtype, seed=boot_seed, overwrite=overwrite, progress="auto", adapter=adapter)
-    if fmt == "json":  # invariance.json's content
-        print_json(res)
-    elif fmt == "csv":  # invariance.csv's rows
-        print_records(csv_rows(res["variants"]), "csv")
-    else:
-        print_invariance(res, out, show_ids)
+        res = run_invariance(ckpt, benchmark, out, vary, sampler_overrides=sampler, limit=limit, seed=boot_seed,
+                             overwrite=overwrite, progress="auto", **load_opts)
+    print_result(res, fmt, lambda r: csv_rows(r["variants"]), lambda: print_invariance(res, out, show_ids))
 
 
 def diff_markup(a: str, b: str) -> tuple[str, str]:

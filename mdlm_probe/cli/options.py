@@ -2,7 +2,9 @@
 
 Shared option sets (the sampler options, `--ckpt`, `--threads`) are defined once here, each with one default
 (the values live in mdlm_probe.core.rundir, which the library uses too), so `eval`, `shift` and `generate`
-cannot drift apart; the train options are built from `TrainConfig`'s fields (`config_options`). Help texts
+cannot drift apart; so are the groups several commands take together (`load_options`: how the model loads;
+`preset_options`: a preset and what overrides it), each reaching the command as one dict of the library's keyword
+arguments; the train options are built from `TrainConfig`'s fields (`config_options`). Help texts
 that list choices (benchmarks, adapters, remasking rules, caches, collapses, checkpoints) are read from the
 registries. The command modules import this one; it imports none of them (app.py registers them).
 """
@@ -15,6 +17,7 @@ import functools
 import inspect
 import typing
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import typer
@@ -94,9 +97,12 @@ SAMPLER_OPTIONS: dict[str, tuple[Any, str]] = {
 
 
 def _with_options(func: Callable, param: str, extra: list[inspect.Parameter], build: Callable[[dict], Any]) -> Callable:
-    """`func` with `extra` options in place of its parameter `param`, which receives build(their values)."""
+    """`func` with `extra` options in place of its parameter `param` (where it stands: help lists options in
+    signature order), which receives build(their values)."""
     sig = inspect.signature(func)
-    params = [p for p in sig.parameters.values() if p.name != param]
+    params = list(sig.parameters.values())
+    at = [p.name for p in params].index(param)
+    extra = [p.replace(kind=params[at].kind) for p in extra]  # a signature keeps its kinds in order
     names = {p.name for p in extra}
 
     @functools.wraps(func)
@@ -104,7 +110,7 @@ def _with_options(func: Callable, param: str, extra: list[inspect.Parameter], bu
         values = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
         return func(*args, **{param: build(values)}, **kwargs)
 
-    wrapper.__signature__ = sig.replace(parameters=params + extra)
+    wrapper.__signature__ = sig.replace(parameters=params[:at] + extra + params[at + 1:])
     return wrapper
 
 
@@ -145,8 +151,41 @@ def config_options(cls: type, param: str, panel: str) -> Callable[[Callable], Ca
     return deco
 
 
+def option_group(param: str, options: dict[str, tuple[Any, Any]]) -> Callable[[Callable], Callable]:
+    """Put `options` (name -> (type, typer option), in this order) where the command's parameter `param` stands;
+    their values reach the command as one dict, `param` (several commands declare the group once, here)."""
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=typ, default=default)
+             for name, (typ, default) in options.items()]
+
+    def deco(func: Callable) -> Callable:
+        return _with_options(func, param, extra, dict)
+    return deco
+
+
+def load_options(order: tuple[str, ...] = ("adapter", "device", "dtype", "allow_missing_weights"),
+                 note: str = "") -> Callable[[Callable], Callable]:
+    """How a command loads its model, as the dict `load_opts`: `order` of --adapter, --device, --dtype and
+    --allow-missing-weights (the names of the dict and of the library's keyword arguments); `note` ends the help
+    of --device and --dtype."""
+    made = {"adapter": (Optional[str], adapter_option()), "device": (Optional[str], device_option(note)),
+            "dtype": (Optional[str], dtype_option(note)), "allow_missing_weights": (bool, allow_missing_option())}
+    return option_group("load_opts", {name: made[name] for name in order})
+
+
+def preset_options(func: Callable) -> Callable:
+    """A published preset and what may override it, as the dict `preset_opts` (chat, preset, protocol_source: the
+    library's keyword arguments): --chat/--no-chat (default: the preset's), --preset, --protocol-source."""
+    return option_group("preset_opts", {"chat": (Optional[bool], chat_option(None)),
+                                        "preset": (Optional[str], preset_option()),
+                                        "protocol_source": (Optional[Path], protocol_source_option())})(func)
+
+
 def adapter_option() -> Any:
     return typer.Option(None, "--adapter", help=ADAPTER_HELP)
+
+
+def allow_missing_option() -> Any:
+    return typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP)
 
 
 def _checked_device(value: Optional[str]) -> Optional[str]:
@@ -172,6 +211,12 @@ def chat_option(default: bool | None = DEFAULT_CHAT) -> Any:
 def preset_option() -> Any:
     return typer.Option(None, "--preset", help="Published settings for a model and benchmark (`mdlm-probe presets` "
                         "lists them); options given on the command line win over it.")
+
+
+def protocol_source_option() -> Any:
+    return typer.Option(None, "--protocol-source", help="A preset's prompt text mdlm-probe does not store, read from "
+                        "your own copy: for the GPQA presets a checkout of ML-GSAI/LLaDA or OpenCompass (its "
+                        "configs/datasets/gpqa/gpqa_fewshot_gen.py, read with ast and checked by sha256).")
 
 
 def out_option(command: str) -> Any:

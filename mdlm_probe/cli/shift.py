@@ -19,9 +19,8 @@ from mdlm_probe.runs.shift_repair import REPAIR_CSV, run_shift_repair
 from mdlm_probe.runs.settings import default_ckpt
 from mdlm_probe.tasks.presets import get_preset
 from mdlm_probe.tasks.judge import Judge
-from .options import (ALLOW_MISSING_HELP, BENCHMARK_HELP, CKPT_HELP, adapter_option, chat_option, console,
-                      data_dir_option, device_option, dtype_option, err_console, out_option, preset_option,
-                      sampler_options)
+from .options import (BENCHMARK_HELP, CKPT_HELP, console, data_dir_option, err_console, load_options, out_option,
+                      preset_options, sampler_options)
 from .tables import Col, check_format, format_option, print_table
 
 
@@ -39,6 +38,21 @@ def _ints(s: str, opt: str) -> list[int]:
         raise BadInput(f"{opt} {s!r}: expected comma-separated integers, e.g. 12,40") from None
 
 
+def _grid(mode: str, fractions: Optional[str], at: Optional[str], at_step: Optional[int], positions: Optional[str],
+          direction: str) -> lib.ShiftGrid:
+    """The sweep's grid from the options (--at or --at-step; --fractions or --positions)."""
+    if at is not None and at_step is not None:
+        raise BadInput("give --at or --at-step, not both")
+    if positions is not None and fractions is not None:
+        raise BadInput("give --fractions or --positions, not both")
+    return lib.ShiftGrid(modes=[m.strip() for m in mode.split(",") if m.strip()],
+                         fractions=[0.0] if positions is not None else _floats(fractions or "0,0.01,0.05", "--fractions"),
+                         ats=[] if at_step is not None else _floats(at or "0.5", "--at"), at_step=at_step,
+                         positions=None if positions is None else _ints(positions, "--positions"), direction=direction)
+
+
+@load_options()
+@preset_options
 def shift(
     ckpt: Optional[List[str]] = typer.Option(None, "--ckpt", help=f"{CKPT_HELP} Repeatable; default the preset's model, else {DEFAULT_CKPT}."),
     benchmark: Optional[str] = typer.Option(None, "--benchmark", help=f"{BENCHMARK_HELP} Default: the preset's, else synthetic."),
@@ -46,8 +60,7 @@ def shift(
     data_dir: Optional[Path] = data_dir_option(),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use the first N problems."),
     num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot", help="Few-shot examples (default: the benchmark's)."),
-    chat: Optional[bool] = chat_option(None),
-    preset: Optional[str] = preset_option(),
+    preset_opts: dict = None,
     mode: str = typer.Option("insert,delete", "--mode", help="Comma-separated: insert, delete, displace, swap."),
     fractions: Optional[str] = typer.Option(None, "--fractions", help="Shares p of gen-length to edit (k = round(p*G)); default 0,0.01,0.05."),
     at: Optional[str] = typer.Option(None, "--at", help="Committed fractions at which the edit fires; default 0.5."),
@@ -63,36 +76,26 @@ def shift(
     judge_url: Optional[str] = typer.Option(None, "--judge-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."),
     judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Model name served at --judge-url."),
     judge_timeout: float = typer.Option(60.0, "--judge-timeout", help="Seconds per judge request."),
-    adapter: Optional[str] = adapter_option(),
-    device: Optional[str] = device_option(),
-    dtype: Optional[str] = dtype_option(),
-    allow_missing_weights: bool = typer.Option(False, "--allow-missing-weights", help=ALLOW_MISSING_HELP),
+    load_opts: dict = None,
     fmt: str = format_option(),
     sampler: dict = None,
 ):
     """Shift tokens by one position mid-decoding and measure the damage against the paired clean run."""
     check_format(fmt)
     # every other setting is resolved in run_shift (runs/settings.py), as for a library call
+    preset = preset_opts["preset"]
     benchmark = benchmark or (get_preset(preset).benchmark if preset else "synthetic")
     ckpts = list(dict.fromkeys(ckpt or [default_ckpt(preset)]))
-    if at is not None and at_step is not None:
-        raise BadInput("give --at or --at-step, not both")
-    if positions is not None and fractions is not None:
-        raise BadInput("give --fractions or --positions, not both")
-    grid = lib.ShiftGrid(modes=[m.strip() for m in mode.split(",") if m.strip()],
-                         fractions=[0.0] if positions is not None else _floats(fractions or "0,0.01,0.05", "--fractions"),
-                         ats=[] if at_step is not None else _floats(at or "0.5", "--at"), at_step=at_step,
-                         positions=None if positions is None else _ints(positions, "--positions"), direction=direction)
+    grid = _grid(mode, fractions, at, at_step, positions, direction)
     judge = None
     if judge_url is not None or judge_model is not None:
         judge = Judge(url=judge_url or "", model=judge_model or "", timeout=judge_timeout)
 
-    st = lib.shift_settings(ckpts, grid, adapter=adapter, sampler=sampler, benchmark=benchmark, preset=preset,
-                            chat=chat, num_fewshot=num_fewshot, dtype=dtype)  # checked before data loads
+    st = lib.shift_settings(ckpts, grid, adapter=load_opts["adapter"], sampler=sampler, benchmark=benchmark,
+                            num_fewshot=num_fewshot, dtype=load_opts["dtype"], **preset_opts)  # checked before data loads
 
     def load(c: str):
-        return load_model(c, adapter=adapter, device=device, dtype=st[c].dtype,
-                          allow_missing_weights=allow_missing_weights)
+        return load_model(c, **{**load_opts, "dtype": st[c].dtype})  # the dtype the checkpoint resolved to
 
     if prompt is not None:
         cfgs = {c: s.sampler for c, s in st.items()}
@@ -102,9 +105,8 @@ def shift(
         return
     out = out or default_out("shift", benchmark, ckpts)
     kw = dict(benchmark=benchmark, data_file=data_file, data_dir=data_dir, limit=limit, num_fewshot=num_fewshot,
-              chat=chat, overwrite=overwrite, num_processes=num_processes, clean_from=clean_from or (), judge=judge,
-              adapter=adapter, device=device, dtype=dtype, allow_missing_weights=allow_missing_weights, load=load,
-              log=lambda s: err_console.print(s, highlight=False, soft_wrap=True), preset=preset)
+              overwrite=overwrite, num_processes=num_processes, clean_from=clean_from or (), judge=judge, load=load,
+              log=lambda s: err_console.print(s, highlight=False, soft_wrap=True), **load_opts, **preset_opts)
     if st[ckpts[0]].sampler.repair:  # each decode with and without the repair, paired (runs/shift_repair.py)
         both = run_shift_repair(ckpts, out, grid, sampler=sampler, **kw)
         res = both.base

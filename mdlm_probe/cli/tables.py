@@ -128,6 +128,18 @@ def print_records(records: Sequence[dict[str, Any]], fmt: str) -> None:
     print(buf.getvalue(), end="")
 
 
+def print_result(res: dict[str, Any], fmt: str, csv_rows: Callable[[dict[str, Any]], list[dict[str, Any]]],
+                 table: Callable[[], None]) -> None:
+    """A command's result as --format asks: json, the content of the .json file it wrote; csv, the rows of its .csv
+    file (`csv_rows(res)`); table, `table()`."""
+    if fmt == "json":
+        print_json(res)
+    elif fmt == "csv":
+        print_records(csv_rows(res), "csv")
+    else:
+        table()
+
+
 def print_json(obj: Any) -> None:
     """A whole result (compare.json, frontier.json ...) on stdout; NaN as null."""
     print(json.dumps(_nan_to_null(obj), indent=1, default=str))

@@ -114,8 +114,11 @@ def build_card(*, benchmark: str, checkpoint: Path | str | None, checkpoint_hash
     scorer, extraction = SCORERS.get(benchmark, ("benchmark's own score()", None))
     applied = (protocol or {}).get("applied")  # eval/shift applied the preset's protocol (runs/protocol.py)
     if applied:
+        compared = "letters, as exact strings" if applied["extraction"] == "opencompass:gpqa" else "numbers"
+        judged = f"answers compared as {compared}" if scorer != SCORERS["mbpp"][0] else \
+            "the program the reference builds from it run as unit tests in a sandbox"  # code (CodeBenchmark)
         extraction = (f"the preset's: stop rule {applied['stop_rule']} {applied['stop_strings']}, "
-                      f"extraction {applied['extraction']}, answers compared as numbers")
+                      f"extraction {applied['extraction']}, {judged}")
     return {
         "code_commit": commit, "code_dirty": dirty,
         "torch": versions.get("torch"), "transformers": versions.get("transformers"),

@@ -52,7 +52,7 @@ def diffuse(model, prompt: torch.Tensor, attention_mask: torch.Tensor | None, cf
     it (`StepState.resumed`, same prompts and settings, exact forward only): the fork step's hooks run first.
     """
     cfg.validate()
-    mask_id, dev, (B, P), G = model.mask_id, model.device, prompt.shape, cfg.gen_length
+    mask_id, dev, B, G = model.mask_id, model.device, prompt.shape[0], cfg.gen_length
     if attention_mask is not None:
         attention_mask = torch.cat([attention_mask.to(dev), attention_mask.new_ones((B, G)).to(dev)], dim=-1)
     prompt_index = torch.cat([prompt.to(dev) != mask_id, torch.zeros((B, G), dtype=torch.bool, device=dev)], 1)

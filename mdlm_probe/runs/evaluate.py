@@ -37,7 +37,7 @@ from mdlm_probe.tasks import synthetic
 from mdlm_probe.tasks.benchmarks import Benchmark, Sample, get_benchmark
 from mdlm_probe.tasks.presets import card_protocol, get_preset
 from .miners import eos_flood
-from .protocol import Protocol, protocol_of, protocol_texts, score_outputs
+from .protocol import Protocol, encode_protocol, protocol_of, protocol_samples, protocol_texts, score_outputs
 from .settings import resolve_settings
 
 SUMMARY = "summary.json"
@@ -53,23 +53,32 @@ def build_records(model, bench: Benchmark, samples: Sequence[Sample], cfg, *, ck
     `prompts` overrides the benchmark's prompt texts (e.g. after left-truncation by the caller).
     Record ids are `<benchmark>/<native id><id_suffix>`. `state`: continue from a fork (`generate`'s; the
     shift sweep's shared decoding); a decode a hook halted gives no records. `protocol`: a preset's published
-    protocol (runs/protocol.py): its reference prompts (rendered already: `chat` is not applied again), stop
-    rule and extraction.
+    protocol (runs/protocol.py): its reference prompts (rendered already: `chat` is not applied again) encoded
+    by its bos and truncation rules, its stop rule and extraction, against the reference's answers.
     """
+    enc = None
+    if protocol is not None:
+        samples = protocol_samples(bench, samples, protocol)
     if prompts is not None:
         texts = list(prompts)
     elif protocol is not None:
-        texts = protocol_texts(model.tokenizer, bench, samples, protocol, num_fewshot)
+        enc = encode_protocol(model.tokenizer, protocol_texts(model.tokenizer, bench, samples, protocol, num_fewshot),
+                              protocol, cfg.gen_length, model.max_length)
+        texts = [i for _, i, _ in enc]
     else:
         texts = [bench.prompt(s, num_fewshot) for s in samples]
     ids = [f"{bench.name}/{s.native_id}" for s in samples]
     outs = generate(model, texts, cfg, hooks=hooks, chat=chat and protocol is None, sample_ids=ids, state=state)
-    scored = score_outputs(model, protocol, outs, list(samples)) if protocol is not None else \
+    scored = score_outputs(model, protocol, outs, list(samples), bench) if protocol is not None else \
         bench.score_many([o["text"] for o in outs], list(samples))
     recs = []
     for sid, s, o, sc in zip(ids, samples, outs, scored):
         recs.append(make_record(id=sid + id_suffix, benchmark=bench.name, ckpt=ckpt_name, reference=s.reference,
                                 reference_answer=s.reference_answer, intervention=None, **o, **sc))
+    for r, (text, _, cut) in zip(recs, enc or ()):  # the text encoded, not its ids decoded again
+        r["prompt"] = text
+        if protocol.keep is not None:  # a protocol that cuts prompts: how many tokens it cut
+            r["prompt_info"] = {"cut_tokens": cut}
     return recs
 
 
@@ -138,13 +147,11 @@ def encode_prompts_cut(model, texts: Sequence[str], chat: bool, gen_length: int)
 def decode_batch(model, bench: Benchmark, samples: Sequence[Sample], cfg, *, ckpt_name: str, num_fewshot: int,
                  chat: bool, index: int = 0, protocol: Protocol | None = None) -> list[dict[str, Any]]:
     """One fixed batch -> full records (through `build_records`), seeded from its first sample id. With a
-    `protocol`: its reference prompts (rendered), stop rule and extraction; truncation 'none' refuses a cut."""
+    `protocol`: its reference prompts (rendered), encoded by its bos and truncation rules (a prompt that does
+    not fit is refused, never cut further), its stop rule and extraction."""
     if protocol is not None:
-        enc = encode_prompts_cut(model, protocol_texts(model.tokenizer, bench, samples, protocol, num_fewshot),
-                                 False, cfg.gen_length)
-        if protocol.truncation == "none" and any(cut for _, _, cut in enc):
-            raise BadInput(f"--preset {protocol.preset} sets truncation='none', but a prompt ({max(len(i) + c for _, i, c in enc)}"
-                           f" tokens) + gen-length {cfg.gen_length} exceed the model's max length {model.max_length}")
+        enc = encode_protocol(model.tokenizer, protocol_texts(model.tokenizer, bench, samples, protocol, num_fewshot),
+                              protocol, cfg.gen_length, model.max_length)
     else:
         enc = encode_prompts_cut(model, [bench.prompt(s, num_fewshot) for s in samples], chat, cfg.gen_length)
     seed = batch_seed(cfg.seed, f"{bench.name}/{samples[0].native_id}")
@@ -228,7 +235,24 @@ def finalize(out: Path, plan_ids: Sequence[str], header: dict[str, Any], wall: f
         _atomic_write(out / SAMPLES, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
     summary = {**header, **summarize(recs, len(plan_ids)), "timing": timing(recs, wall, **timing_extra)}
     _atomic_write(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    note_prompts_cut(out, summary["truncated_prompts"])
     return summary
+
+
+def note_prompts_cut(out: Path, n: int) -> None:
+    """A run that applied a preset's protocol with a truncation ("left:N"): its card says how many prompts
+    that cut (`card.protocol.prompts_cut`, known once every record is there; the card is not compared on resume)."""
+    path = out / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return
+    protocol = (config.get("card") or {}).get("protocol") or {}
+    if not str((protocol.get("applied") or {}).get("truncation") or "").startswith("left:") \
+            or protocol.get("prompts_cut") == n:
+        return
+    protocol["prompts_cut"] = n
+    _atomic_write(path, json.dumps(config, indent=2) + "\n")
 
 
 # ----------------------------------------------------------------------------------------- progress
@@ -252,7 +276,7 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
              overwrite: bool = False, progress: bool | str = False, *, subset: str | None = None,
              num_processes: int = 1, adapter: str | None = None, device: str | None = None,
              dtype: str | None = None, allow_missing_weights: bool = False, model=None,
-             preset: str | None = None) -> dict[str, Any]:
+             preset: str | None = None, protocol_source: str | Path | None = None) -> dict[str, Any]:
     """Evaluate `ckpt` on `benchmark` into the run directory `out`; returns the summary.
 
     Settings not given (None) come from `preset`, the checkpoint's sidecar, its adapter and the defaults, as
@@ -262,6 +286,8 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
     run apart from `timing`). Until then the return value has `complete: False`. `num_processes` > 1
     spawns that many shard workers (one GPU each when CUDA is there) and merges. Under `accelerate launch`
     (WORLD_SIZE > 1) the shard comes from RANK / WORLD_SIZE and the device from LOCAL_RANK.
+    `protocol_source`: the user's checkout holding a prompt text a preset needs and mdlm-probe does not store
+    (OpenCompass's GPQA 5-shot; `--protocol-source`).
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -271,7 +297,8 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
     if predictions is None:  # the checkpoint and its settings first: cheaper than the data, and named as such
         info = model if model is not None else describe_checkpoint(ckpt, adapter)  # no weights yet
         st = resolve_settings(ckpt=ckpt, model=info, benchmark=bench, preset=preset, sampler=sampler_overrides,
-                              chat=chat, num_fewshot=num_fewshot, dtype=dtype, command="eval")
+                              chat=chat, num_fewshot=num_fewshot, dtype=dtype, command="eval",
+                              protocol_source=protocol_source)
     elif preset is not None and num_fewshot is None:  # scored completions: only the prompt's shots apply
         num_fewshot = get_preset(preset).num_fewshot
     shard, from_env, device = _settle_shard(shard, num_processes, device)
@@ -281,7 +308,8 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
         return _run_predictions(bench, every, samples, Path(predictions), out, num_fewshot, overwrite, t0)
 
     plan = _plan(ckpt, info, st, bench, samples, shard, device, adapter=adapter, limit=limit, preset=preset,
-                 num_processes=num_processes, allow_missing_weights=allow_missing_weights)
+                 num_processes=num_processes, allow_missing_weights=allow_missing_weights,
+                 protocol_source=protocol_source)
     if from_env is not None and from_env[0] > 0:
         _wait_for_config(out, plan.config)  # rank 0 creates (or overwrites) the run directory
     else:
@@ -291,6 +319,7 @@ def run_eval(ckpt: str | Path, benchmark: str | Benchmark, out: str | Path,
         return _spawn(out, plan.plan_ids, plan.header, t0, num_processes, progress, device, plan.ckpt_hash, dict(
             ckpt=str(ckpt), benchmark=bench.name, out=str(out), sampler_overrides=st.given, preset=preset,
             limit=limit, num_fewshot=plan.num_fewshot, chat=plan.chat,  # exports too
+            protocol_source=plan.protocol.source if plan.protocol is not None else None,
             data_file=str(bench.data_file) if bench.data_file else None, subset=bench.options.get("subset"),
             adapter=adapter, dtype=plan.dtype, allow_missing_weights=allow_missing_weights))
     model, n_shard = _decode_into(out, plan, model, progress, adapter=adapter,
@@ -351,7 +380,7 @@ class _EvalPlan:
 
 
 def _plan(ckpt, info, st, bench: Benchmark, samples: Sequence[Sample], shard, device, *, adapter, limit, preset,
-          num_processes: int, allow_missing_weights: bool) -> _EvalPlan:
+          num_processes: int, allow_missing_weights: bool, protocol_source=None) -> _EvalPlan:
     """The run's plan and config from the checkpoint (`info`: described or loaded) and its settings `st`."""
     path, sidecar = info.path, info.sidecar
     cfg = st.sampler
@@ -360,7 +389,7 @@ def _plan(ckpt, info, st, bench: Benchmark, samples: Sequence[Sample], shard, de
     plan = _EvalPlan(bench=bench, samples=samples, plan_ids=[f"{bench.name}/{s.native_id}" for s in samples],
                      cfg=cfg, chat=st.chat, num_fewshot=st.num_fewshot, dtype=st.dtype, path=path,
                      ckpt_name=ckpt_name, ckpt_hash=ckpt_hash, shard=shard, device=device,
-                     protocol=protocol_of(preset))
+                     protocol=protocol_of(preset, protocol_source))
     protocol = card_protocol(preset)
     if protocol is not None and plan.protocol is not None:  # the card says the protocol was applied
         protocol["applied"] = plan.protocol.to_dict()

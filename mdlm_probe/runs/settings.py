@@ -25,7 +25,7 @@ from mdlm_probe.decoding import SamplerConfig
 from mdlm_probe.decoding.settings import resolve_sampler_sources
 from mdlm_probe.tasks.benchmarks import BENCHMARKS, Benchmark
 from mdlm_probe.tasks.presets import PROTOCOL_FIELDS, SAMPLER_FIELDS, Preset, get_preset, protocol_gap
-from .protocol import check_chat_template
+from .protocol import check_chat_template, needs_source, protocol_of
 
 GIVEN = "command line"
 DEFAULT = "default"
@@ -113,15 +113,20 @@ def resolve_settings(*, ckpt: str | Path | None = None, model=None, adapter: str
                      benchmark: str | Benchmark | None = None, preset: str | None = None,
                      sampler: dict[str, Any] | None = None, chat: bool | None = None,
                      num_fewshot: int | None = None, dtype: str | None = None, command: str = "eval",
-                     given_source: str = GIVEN) -> Settings:
+                     given_source: str = GIVEN, protocol_source: str | Path | None = None) -> Settings:
     """Resolve every setting of one run on one checkpoint (see the module docstring). None means "not
     given". `model`: a loaded model or `describe_checkpoint`'s info (else `ckpt` is described: no weights
     load). `command` decides which preset fields apply ("eval", "shift", "generate" or "lm-eval"; lm-eval
     leaves the few-shot count to its task unless the preset or the arguments set it, and its chat template
-    to --apply_chat_template). `given_source` names the top layer in the provenance."""
+    to --apply_chat_template). `given_source` names the top layer in the provenance. `protocol_source`: the
+    user's checkout holding a prompt text the preset needs and mdlm-probe does not store (eval and shift read
+    and check it here, so a missing or different one is refused before anything runs)."""
     if command not in COMMANDS:
         raise ValueError(f"command {command!r}: expected one of {COMMANDS}")
     p = get_preset(preset) if preset else None
+    if protocol_source is not None and (p is None or not needs_source(p)):  # an option given is never ignored
+        raise BadInput(f"--protocol-source is read only with a preset whose prompt text mdlm-probe does not store "
+                       f"(the GPQA presets), not {'--preset ' + p.name if p else 'without --preset'}")
     bench_name = benchmark.name if isinstance(benchmark, Benchmark) else benchmark
     if p is not None:
         check_preset(p, command, bench_name)
@@ -130,6 +135,7 @@ def resolve_settings(*, ckpt: str | Path | None = None, model=None, adapter: str
     info = model if model is not None else describe_checkpoint(ckpt, adapter)
     if p is not None and command in ("eval", "shift"):  # a chat protocol needs the checkpoint's chat template
         check_chat_template(p, info, command)
+        protocol_of(p, protocol_source, command)  # a prompt text from the user's checkout: there and unchanged
     given = {k: v for k, v in (sampler or {}).items() if v is not None}
     layers = [(given_source, given)] + ([(f"preset {p.name}", p.sampler)] if p else [])
     cfg, provenance = resolve_sampler_sources(layers, info)

@@ -34,9 +34,9 @@ from mdlm_probe.decoding import SamplerConfig, TakeForks, generate
 from mdlm_probe.tasks.benchmarks import get_benchmark
 from mdlm_probe.tasks.interventions import MODES, Shift, trigger_label, when_label
 from mdlm_probe.tasks.judge import Judge, judge_run, read_judged
-from mdlm_probe.tasks.presets import card_protocol, get_preset
-from .evaluate import build_records
-from .protocol import Protocol, protocol_of
+from mdlm_probe.tasks.presets import get_preset
+from .evaluate import build_records, note_prompts_cut
+from .protocol import Protocol, applied_protocol, protocol_of
 from .settings import Settings, resolve_settings
 from .figures import at_key, drop_heatmap_figure, plot_accuracy, plot_drop_heatmap  # noqa: F401 (re-exported)
 
@@ -215,6 +215,12 @@ def run_sweep(ckpts: Sequence[str], bench, samples, cfgs: dict[str, Any], grid: 
     return written
 
 
+def cut_prompts(recs: Sequence[dict[str, Any]]) -> int:
+    """How many (checkpoint, sample) prompts a preset's protocol cut (its "left:N" truncation)."""
+    return len({(r.get("ckpt"), r["id"].split("@")[0]) for r in recs
+                if (r.get("prompt_info") or {}).get("cut_tokens")})
+
+
 def reusable_clean(eval_dir: Path | str, ckpt_hash: str, cfg, bench_name: str, num_fewshot: int, chat: bool,
                    protocol: Protocol | None = None) -> dict[str, dict]:
     """Records of an eval run that ARE this checkpoint's clean run: same weights (hash), benchmark, prompt
@@ -272,13 +278,14 @@ def _worker() -> None:
         bench = get_benchmark(job["benchmark"], data_file=job.get("data_file"))
         samples = bench.load()[: job["n"]]
         cfgs = {c: SamplerConfig.from_dict(d) for c, d in job["cfgs"].items()}
+        proto = protocol_of(job.get("preset"), job.get("protocol_source"), "shift")
         clean = {c: reusable_clean(d["dir"], d["hash"], cfgs[c], bench.name, job["num_fewshot"], job["chat"],
-                                   protocol_of(job.get("preset"))) for c, d in (job.get("clean_from") or {}).items()}
+                                   proto) for c, d in (job.get("clean_from") or {}).items()}
         run_sweep(job["ckpts"], bench, samples, cfgs, ShiftGrid(**job["grid"]), Path(job["out"]),
                   load=lambda c: load_model(c, adapter=job.get("adapter"), device=job.get("device"), dtype=job.get("dtype"),
                                             allow_missing_weights=job.get("allow_missing_weights", False)),
                   num_fewshot=job["num_fewshot"], chat=job["chat"], shard=rundir.parse_shard(job["shard"]),
-                  clean_from=clean, protocol=protocol_of(job.get("preset")))
+                  clean_from=clean, protocol=proto)
 
     worker_main(work)
 
@@ -330,7 +337,7 @@ def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchma
               num_processes: int = 1, clean_from: Sequence[Path | str] = (), judge: Judge | None = None,
               adapter: str | None = None, device: str | None = None, dtype: str | None = None,
               allow_missing_weights: bool = False, load: Callable[[str], Any] | None = None, log: Callable[[str], None] = lambda s: None,
-              preset: str | None = None) -> ShiftRun:
+              preset: str | None = None, protocol_source: Path | str | None = None) -> ShiftRun:
     """A whole shift run into `out`: config.json, shift.jsonl (resumable), the judge's verdicts when a
     `judge` is given, shift_summary.csv and the plots.
 
@@ -338,7 +345,7 @@ def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchma
     `reusable_clean`). `load(ckpt)` loads a model (default: `load_model` with adapter, device, dtype);
     `num_processes` > 1 decodes in that many worker processes. `log` gets progress lines. Settings not
     given (None) come from `preset`, each checkpoint's sidecar, its adapter and the defaults, as on the command
-    line (`shift_settings`); the benchmark from the preset, else synthetic."""
+    line (`shift_settings`); the benchmark from the preset, else synthetic (`protocol_source`: eval's)."""
     ckpts = list(dict.fromkeys(ckpts))
     if limit is not None and limit <= 0:
         raise BadInput(f"--limit {limit} must be positive")
@@ -346,7 +353,7 @@ def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchma
         raise BadInput(f"--num-processes {num_processes}: must be at least 1")
     benchmark = benchmark or (get_preset(preset).benchmark if preset else "synthetic")
     st = shift_settings(ckpts, grid, adapter=adapter, sampler=sampler, benchmark=benchmark, preset=preset,
-                        chat=chat, num_fewshot=num_fewshot, dtype=dtype)
+                        chat=chat, num_fewshot=num_fewshot, dtype=dtype, protocol_source=protocol_source)
     paths, cfgs = {c: s.path for c, s in st.items()}, {c: s.sampler for c, s in st.items()}
     first = st[ckpts[0]]
     chat, nshot, dtype, given = first.chat, first.num_fewshot, first.dtype, first.given
@@ -360,9 +367,7 @@ def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchma
     if not samples:
         raise BadInput(f"benchmark {benchmark} has no samples")
     hashes = {c: checkpoint_hash(paths[c]) for c in ckpts}
-    applied, card_prot = protocol_of(preset), card_protocol(preset)
-    if applied is not None:  # the card says the protocol was applied
-        card_prot["applied"] = applied.to_dict()
+    applied, card_prot = applied_protocol(preset, protocol_source, "shift")
     config = {
         "command": "shift", "benchmark": bench.name, "data_source": bench.data_source(), "limit": limit,
         "n": len(samples), "num_fewshot": nshot, "chat": chat, "adapter": adapter, "dtype": dtype,
@@ -388,7 +393,8 @@ def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchma
         job = {"ckpts": ckpts, "benchmark": bench.name, "data_file": None if bench.data_file is None else str(bench.data_file),
                "n": len(samples), "cfgs": {c: cfgs[c].to_dict() for c in ckpts}, "grid": grid.to_dict(),
                "num_fewshot": nshot, "chat": chat, "adapter": adapter, "device": device, "dtype": dtype,
-               "clean_from": clean, "allow_missing_weights": allow_missing_weights, "preset": preset}
+               "clean_from": clean, "allow_missing_weights": allow_missing_weights, "preset": preset,
+               "protocol_source": applied.source if applied is not None else None}
         written = run_sweep_parallel(num_processes, job, out, log=log)
     else:
         load = load or (lambda c: load_model(c, adapter=adapter, device=device, dtype=dtype,
@@ -399,6 +405,7 @@ def run_shift(ckpts: Sequence[str], out: Path | str, grid: ShiftGrid, *, benchma
                             log=log, clean_from=reuse, protocol=applied)
     judged = judge_run(out, judge, log=log) if judge is not None else read_judged(out)
     recs = read_records(out / SHIFT_FILE)[0]
+    note_prompts_cut(out, cut_prompts(recs))  # the card: how many prompts a protocol's truncation cut
     rows = summarize(recs, grid, judged=judged)
     write_summary_csv(rows, out / SUMMARY_FILE)
     plot_accuracy(rows, out / ACC_PNG)

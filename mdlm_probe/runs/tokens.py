@@ -68,7 +68,7 @@ def mergeable_pairs(ids: Sequence[int], spans: Sequence[tuple[int, int]], text: 
     for i in range(len(ids) - 1):
         if ids[i] != ids[i + 1]:
             continue
-        (s0, e0), (s1, e1) = spans[i], spans[i + 1]
+        (s0, e0), (_, e1) = spans[i], spans[i + 1]
         piece = text[s0:e0]
         if piece and set(piece) == {"0"} and any(a <= s0 and e1 <= b for a, b in zeros):
             kind = "trailing-zeros"

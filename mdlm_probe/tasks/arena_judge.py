@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import random
 import socket
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any, Callable
 from urllib.parse import urlparse
 
 from mdlm_probe.core.exceptions import BadInput, first_line
+from mdlm_probe.tasks.chat_http import chat_endpoint, post_chat
 
 # sha256 of the prompts of the pinned commits (docs/arena_hard.md): the run card says whether the user's match.
 KNOWN_SHA256 = {
@@ -223,12 +222,9 @@ class Endpoint:
     sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise BadInput(f"--judge-url {self.url!r} is not an http(s) URL")
+        self.endpoint = chat_endpoint(self.url)
         if not self.model:
             raise BadInput("--judge-model is required (the model name the server serves)")
-        base = self.url.rstrip("/")
-        self.endpoint = base if base.endswith("/chat/completions") else base + "/chat/completions"
 
     def reachable(self, timeout: float = 5.0) -> bool:
         """Whether anything listens at the endpoint's host and port (behind a proxy: assumed, urllib goes through it)."""
@@ -244,24 +240,11 @@ class Endpoint:
 
     def _once(self, body: dict) -> tuple[str | None, str | None, bool]:
         """(content, error, worth retrying)."""
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        req = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(), headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                payload = resp.read()
-        except urllib.error.HTTPError as e:
-            return None, f"HTTP {e.code}", e.code in (400, 408, 409, 429) or e.code >= 500
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as e:
-            return None, f"cannot reach {self.endpoint}: {getattr(e, 'reason', e)}", True
-        try:
-            content = json.loads(payload)["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            return None, f"malformed response: {payload[:80]!r}", True
-        if not isinstance(content, str):
-            return None, f"malformed response: {payload[:80]!r}", True
-        return content, None, False
+        reply = post_chat(self.endpoint, body, self.timeout, self.api_key)
+        if reply.content is not None:
+            return reply.content, None, False
+        code = reply.status  # an HTTP error is retried only when the server may answer next time
+        return None, reply.error, code is None or code in (400, 408, 409, 429) or code >= 500
 
     def chat(self, messages: list[dict], temperature: float, max_tokens: int) -> tuple[str | None, str | None, int]:
         """(content, None, calls) or (None, last error, calls) after `retries` retries."""

@@ -9,6 +9,9 @@ against the reference code's outputs). Sources (line numbers at the pinned commi
 - OpenCompass (the copy in ML-GSAI/LLaDA@b7e6c35): gsm8k_postprocess (datasets/gsm8k.py:43-49),
   MBPPEvaluator._process_answer (datasets/mbpp.py:309-349), humaneval_postprocess_v2 (datasets/humaneval.py:182-186),
   GPQA_Simple_Eval_postprocess_ (configs/datasets/gpqa/gpqa_fewshot_gen.py:165-172).
+- Fast-dLLM (NVlabs/Fast-dLLM@24cc59e llada/postprocess_code.py:48), Dream-Base (DreamLM/Dream@fac0a7f
+  eval/postprocess_code.py:31) and Dream's lm-eval fork (eval_instruct/lm_eval/tasks/humaneval/utils.py:40-52,
+  build_predictions_instruct): prompt + first python block, `sanitize`d (tasks/code_sanitize.py).
 - Stop rules: LLaDA/Fast-dLLM eval_llada.py (split at each stop string in turn, then drop special tokens),
   Dream eval.py / diffllm.py (keep what precedes the eos text, then split at each stop string).
 """
@@ -19,6 +22,7 @@ import re
 from typing import Callable
 
 from mdlm_probe.core.exceptions import BadInput
+from .code_sanitize import sanitized_completion
 
 INVALID = "[invalid]"  # lm-eval's RegexFilter fallback
 
@@ -91,6 +95,10 @@ EXTRACTIONS: dict[str, Callable[[str, dict], object]] = {
     "opencompass:mbpp": lambda t, c: oc_mbpp(t),
     "opencompass:humaneval_postprocess_v2": lambda t, c: oc_humaneval_v2(t),
     "opencompass:gpqa": lambda t, c: oc_gpqa(t),
+    # one algorithm in three references (tasks/code_sanitize.py); the output depends on the Python version
+    "fast-dllm:postprocess_code": lambda t, c: sanitized_completion(t, c["prompt"], c["entry_point"]),
+    "dream:postprocess_code": lambda t, c: sanitized_completion(t, c["prompt"], c["entry_point"]),
+    "dream-fork:build_predictions_instruct": lambda t, c: sanitized_completion(t, c["prompt"], c["entry_point"]),
 }
 
 

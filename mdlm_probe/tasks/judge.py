@@ -8,11 +8,7 @@ recorded as `judge_error` with no score: never a crash, never an invented verdic
 
 from __future__ import annotations
 
-import json
 import re
-import socket
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +16,7 @@ from typing import Any, Callable
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.core.records import RecordWriter, read_records
 from mdlm_probe.core.rundir import SHIFT
+from mdlm_probe.tasks.chat_http import chat_endpoint, post_chat
 
 SYSTEM = ("You are an impartial judge. Compare two responses to the same prompt and decide which is better: "
           "more correct, coherent and complete. Reply with exactly one verdict: [[A]] if response A is better, "
@@ -38,35 +35,19 @@ class Judge:
     api_key: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise BadInput(f"--judge-url {self.url!r} is not an http(s) URL")
+        self.endpoint = chat_endpoint(self.url)
         if not self.model:
             raise BadInput("--judge-url needs --judge-model (the model name the server serves)")
-        base = self.url.rstrip("/")
-        self.endpoint = base if base.endswith("/chat/completions") else base + "/chat/completions"
 
     def ask(self, prompt: str, a: str, b: str) -> tuple[str | None, str | None]:
         """One judgement: ('A' | 'B' | 'C', None) or (None, error)."""
         body = {"model": self.model, "temperature": 0.0, "max_tokens": self.max_tokens,
                 "messages": [{"role": "system", "content": SYSTEM},
                              {"role": "user", "content": USER.format(prompt=prompt, a=a, b=b)}]}
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        req = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(), headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                payload = resp.read()
-        except urllib.error.HTTPError as e:
-            return None, f"HTTP {e.code} from {self.endpoint}"
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as e:
-            return None, f"cannot reach {self.endpoint}: {getattr(e, 'reason', e)}"
-        try:
-            content = json.loads(payload)["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            return None, f"malformed response: {payload[:80]!r}"
-        if not isinstance(content, str):
-            return None, f"malformed response: {payload[:80]!r}"
+        reply = post_chat(self.endpoint, body, self.timeout, self.api_key)
+        if reply.content is None:  # this judge names the endpoint in an HTTP error too
+            return None, reply.error + (f" from {self.endpoint}" if reply.status is not None else "")
+        content = reply.content
         found = {m.upper() for m in VERDICT.findall(content)}
         if len(found) != 1:
             return None, f"unparseable verdict: {content[:80]!r}"

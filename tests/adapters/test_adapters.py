@@ -30,7 +30,7 @@ from mdlm_probe.cli import main  # noqa: E402
 from mdlm_probe.core.exceptions import BadInput  # noqa: E402
 from mdlm_probe.core.records import read_records  # noqa: E402
 from mdlm_probe.decoding import SamplerConfig, generate  # noqa: E402
-from standins import (BERT_ROLES, BERT_SPECIALS, DREAM_SPECIALS, LLADA_SPECIALS, bert_checkpoint,  # noqa: E402
+from standins import (DREAM_SPECIALS, LLADA_SPECIALS, bert_checkpoint,  # noqa: E402
                       char_tokenizer, masked_lm_checkpoint, remote_checkpoint)
 
 GEN = ["--gen-length", "8", "--steps", "8", "--block-length", "8"]

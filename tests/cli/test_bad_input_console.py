@@ -164,7 +164,6 @@ FOLDER_IS_A_FILE = {
     "judge": ["judge", "FILE", "--baseline", "b", "--judge-config", "FILE", "--judge-url", "http://127.0.0.1:9",
               "--judge-model", "m"],
     "tokens": ["tokens", "FILE", *SMALL],
-    "dynamics": ["dynamics", "FILE"],
 }
 NO_DEVICE = {
     "generate": ["generate", "--device", "DEV", "--prompt", "hi"],
@@ -178,7 +177,7 @@ NOT_TAKEN = {  # command -> the faults it has no input for
     "presets": {"corrupt", "file", "device"},
     "lm-eval": {"corrupt", "file", "device"},  # arguments go to lm-eval itself (tested above)
     "report": {"corrupt", "device"}, "compare": {"corrupt", "device"}, "card": {"corrupt", "device"},
-    "errors": {"corrupt", "device"}, "judge": {"corrupt", "device"}, "dynamics": {"corrupt", "device"},
+    "errors": {"corrupt", "device"}, "judge": {"corrupt", "device"},
     "tokens": {"corrupt", "device"},  # reads a checkpoint's tokenizer only, never its weights
     "dynamics": {"corrupt", "device"},  # reads run directories only
     "demo": {"device"},

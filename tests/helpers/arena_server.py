@@ -5,15 +5,15 @@ answers with a verdict, so its verdicts are a function of the texts, never of th
 Default rule: the longer answer wins ("strong" when longer by more than 20 characters), equal lengths tie.
 Markers inside an answer script failures: "#500" (HTTP 500), "#garbage" (no verdict), "#malformed" (not JSON),
 "#slow" (sleeps past a short client timeout). `script(a, b, body)` replaces the rule: it returns the reply text,
-or an int HTTP status. Every request is kept in `requests`.
+an int HTTP status, or bytes sent as the raw reply. Every request's body is kept in `requests` (the loopback
+server itself is tests/helpers/chat_server.py).
 """
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from chat_server import ChatServer
 
 
 def answers(user: str) -> tuple[str, str]:
@@ -23,14 +23,14 @@ def answers(user: str) -> tuple[str, str]:
     return a, b
 
 
-def by_length(a: str, b: str, body: dict) -> str | int:
+def by_length(a: str, b: str, body: dict) -> str | int | bytes:
     for text in (a, b):
         if "#500" in text:
             return 500
         if "#garbage" in text:
             return "I cannot decide."
         if "#malformed" in text:
-            return -1
+            return b"<html>oops</html>"
         if "#slow" in text:
             time.sleep(1.5)
     d = len(a) - len(b)
@@ -38,49 +38,11 @@ def by_length(a: str, b: str, body: dict) -> str | int:
     return f"Compared by length. My final verdict is: [[{label}]]"
 
 
-class ScriptedJudge:
+class ScriptedJudge(ChatServer):
     def __init__(self, script=by_length):
-        self.script, self.requests, self.lock = script, [], threading.Lock()
-        outer = self
+        self.script = script
+        super().__init__(self._reply)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with outer.lock:
-                    outer.requests.append(body)
-                user = next(m["content"] for m in body["messages"] if m["role"] == "user")
-                reply = outer.script(*answers(user), body)
-                if isinstance(reply, int) and reply > 0:
-                    self.send_response(reply)
-                    self.end_headers()
-                    return
-                payload = b"<html>oops</html>" if reply == -1 else json.dumps(
-                    {"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.handle_error = lambda *a: None  # a client that timed out (the "#slow" case) is expected
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def start(self) -> "ScriptedJudge":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+    def _reply(self, body: dict) -> str | int | bytes:
+        user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        return self.script(*answers(user), body)

@@ -74,11 +74,9 @@ def test_gsm8k_loads_jsonl_and_builds_lm_eval_prompts(tmp_path):
     ('{"question": "q", "answer": "no final line"}\n', "####"),
     ("", "no GSM8K problems"),
 ])
-def test_gsm8k_bad_data_files(tmp_path, content, msg):
-    f = tmp_path / "test.jsonl"
-    f.write_text(content)
+def test_gsm8k_bad_data_files(load_data_file, content, msg):
     with pytest.raises(BadInput, match=msg):
-        get_benchmark("gsm8k", data_file=f).load()
+        load_data_file("gsm8k", "test.jsonl", content)
 
 
 def test_gsm8k_fewshot_without_train_file_is_bad_input(tmp_path):
@@ -130,15 +128,13 @@ def test_gpqa_csv_and_zip_shuffle_fixed_per_question(tmp_path):
     assert p2.count("The answer is (") == 2 and from_csv[0].question not in p2.rsplit("Question: ", 1)[0]
 
 
-@pytest.mark.parametrize("make, msg", [
-    (lambda p: p.write_bytes(b"x,y\n1,2\n"), "missing columns"),
-    (lambda p: p.write_bytes(b"not a zip"), "not a zip"),
+@pytest.mark.parametrize("name, content, msg", [
+    ("bad.csv", b"x,y\n1,2\n", "missing columns"),
+    ("bad.zip", b"not a zip", "not a zip"),
 ])
-def test_gpqa_bad_files(tmp_path, make, msg):
-    f = tmp_path / ("bad.zip" if "zip" in msg else "bad.csv")
-    make(f)
+def test_gpqa_bad_files(load_data_file, name, content, msg):
     with pytest.raises(BadInput, match=msg):
-        get_benchmark("gpqa", data_file=f).load()
+        load_data_file("gpqa", name, content)
 
 
 def test_shared_gpqa_zip_reads_in_memory(shared_data):

@@ -64,8 +64,10 @@ def test_each_layer_wins_over_the_ones_below_and_is_named(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("name, field", [
-    ("fast-dllm-dream-v0-base-7b-gsm8k", "lm_eval_task"), ("llada-8b-base-gsm8k", "lm_eval_task")])
-def test_eval_and_shift_refuse_what_they_cannot_honour_and_lm_eval_takes_it(name, field):
+    ("fast-dllm-dream-v0-base-7b-gsm8k", "lm_eval_task"), ("fast-dllm-dream-v0-base-7b-humaneval", "lm_eval_task")])
+def test_eval_and_shift_refuse_what_they_cannot_honour_and_lm_eval_takes_it(name, field, monkeypatch):
+    # eval applies the shipped presets' protocols; blanked, the lm-eval task is all that is left to refuse
+    _without_protocol(monkeypatch, name)
     p = get_preset(name)
     for command in ("eval", "shift"):
         with pytest.raises(BadInput, match=f"\\({field}\\).*`mdlm-probe lm-eval --preset {name}`"):

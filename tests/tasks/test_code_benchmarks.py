@@ -106,11 +106,9 @@ def test_mbpp_sanitized_reference_solutions_pass(shared_data):
     ('{"task_id": 11}\n', "not an MBPP problem"),
     ('{"task_id": 1, "text": "t", "code": "c", "test_list": []}\n', "test split"),
 ])
-def test_mbpp_bad_data_files(tmp_path, content, msg):
-    f = tmp_path / "mbpp.jsonl"
-    f.write_text(content)
+def test_mbpp_bad_data_files(load_data_file, content, msg):
     with pytest.raises(BadInput, match=msg):
-        get_benchmark("mbpp", data_file=f).load()
+        load_data_file("mbpp", "mbpp.jsonl", content)
 
 
 def test_mbpp_missing_file_and_subset_mismatch(tmp_path, shared_data):
@@ -146,11 +144,9 @@ def test_humaneval_canonical_solutions_pass_and_wrong_ones_do_not(humaneval):
     assert [r["verdict"] for r in wrong] == ["failed"] * 3
 
 
-def test_humaneval_bad_data_file(tmp_path):
-    f = tmp_path / "he.jsonl"
-    f.write_text('{"task_id": "HumanEval/0", "prompt": "def f():\\n"}\n')
+def test_humaneval_bad_data_file(load_data_file):
     with pytest.raises(BadInput, match="not a HumanEval problem"):
-        get_benchmark("humaneval", data_file=f).load()
+        load_data_file("humaneval", "he.jsonl", '{"task_id": "HumanEval/0", "prompt": "def f():\\n"}\n')
 
 
 # ----------------------------------------------------------------------------------------- eval end to end

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from chat_server import ChatServer
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.tasks.judge import Judge, judge_run, read_judged
 from mdlm_probe.core.records import RecordWriter, read_records
@@ -29,51 +28,21 @@ def _verdict_for(user: str, behaviour: str) -> str:
     return "Both responses have merit."  # garbage
 
 
-class Server:
-    """A tiny chat-completions server; `behaviour` picks its answers; counts requests."""
+def _reply(behaviour: str, body: dict) -> str | int | bytes:
+    if behaviour == "http500":
+        return 500
+    if behaviour == "slow":
+        time.sleep(1.0)
+    if behaviour == "not-json":
+        return b"<html>oops</html>"
+    if behaviour == "no-choices":
+        return json.dumps({"error": "model not found"}).encode()
+    return _verdict_for(body["messages"][-1]["content"], behaviour)
 
-    def __init__(self, behaviour="prefer-good"):
-        self.behaviour, self.requests = behaviour, []
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append((self.path, body))
-                if outer.behaviour == "http500":
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                if outer.behaviour == "slow":
-                    time.sleep(1.0)
-                if outer.behaviour == "not-json":
-                    payload = b"<html>oops</html>"
-                elif outer.behaviour == "no-choices":
-                    payload = json.dumps({"error": "model not found"}).encode()
-                else:
-                    content = _verdict_for(body["messages"][-1]["content"], outer.behaviour)
-                    payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def server(behaviour="prefer-good") -> ChatServer:
+    """The scripted loopback chat server (tests/helpers/chat_server.py); `behaviour` picks its answers."""
+    return ChatServer(lambda body: _reply(behaviour, body))
 
 
 def judge(url, **kw):
@@ -81,23 +50,23 @@ def judge(url, **kw):
 
 
 def test_good_answers_both_orders():
-    with Server("prefer-good") as s:
+    with server("prefer-good") as s:
         r = judge(s.url).compare("Q?", clean="a bad answer", shifted="a good answer")
         assert r == {"verdicts": ["B", "A"], "score": 1.0, "judge_error": None, "identical": False}
         r = judge(s.url).compare("Q?", clean="a good answer", shifted="a bad answer")
         assert r["score"] == 0.0
         assert len(s.requests) == 4  # two orders per pair
-        path, body = s.requests[0]
+        path, body = s.paths[0], s.requests[0]
         assert path == "/v1/chat/completions" and body["model"] == "judge-1" and body["temperature"] == 0.0
         assert "a bad answer" in body["messages"][-1]["content"]
-    with Server("always-a") as s:  # position bias cancels out over the two orders
+    with server("always-a") as s:  # position bias cancels out over the two orders
         assert judge(s.url).compare("Q?", "x", "y")["score"] == 0.5
-    with Server("tie") as s:
+    with server("tie") as s:
         assert judge(s.url + "/chat/completions").compare("Q?", "x", "y")["verdicts"] == ["C", "C"]
 
 
 def test_identical_texts_are_a_tie_without_asking():
-    with Server("prefer-good") as s:
+    with server("prefer-good") as s:
         r = judge(s.url).compare("Q?", "same", "same")
         assert r["score"] == 0.5 and r["identical"] and not s.requests
 
@@ -106,7 +75,7 @@ def test_identical_texts_are_a_tie_without_asking():
                                               ("not-json", "malformed response"), ("no-choices", "malformed response"),
                                               ("http500", "HTTP 500")])
 def test_bad_answers_are_recorded_errors(behaviour, needle):
-    with Server(behaviour) as s:
+    with server(behaviour) as s:
         r = judge(s.url).compare("Q?", "x", "y")
     assert r["score"] is None and needle in r["judge_error"]
 
@@ -118,7 +87,7 @@ def test_down_or_slow_server_is_a_recorded_error():
     sock.close()  # nothing listens there now
     r = judge(f"http://127.0.0.1:{port}/v1").compare("Q?", "x", "y")
     assert r["score"] is None and "cannot reach" in r["judge_error"]
-    with Server("slow") as s:
+    with server("slow") as s:
         r = judge(s.url, timeout=0.3).compare("Q?", "x", "y")
     assert r["score"] is None and "cannot reach" in r["judge_error"]
 
@@ -143,7 +112,7 @@ def _write_run(d):
 
 def test_judge_run_records_errors_then_retries(tmp_path):
     _write_run(tmp_path)
-    with Server("garbage") as s:
+    with server("garbage") as s:
         judged = judge_run(tmp_path, judge(s.url))
         assert len(s.requests) == 4  # the identical pair needs no request
     assert [judged[("m", f"synthetic/{i}@insert-p0.1-at0.5")]["judge_error"] is not None for i in range(3)] == [
@@ -151,11 +120,11 @@ def test_judge_run_records_errors_then_retries(tmp_path):
     (row,) = summarize(read_records(tmp_path / "shift.jsonl")[0],
                        judged=judged)
     assert row["judge_n"] == 1 and row["judge_errors"] == 2 and row["win_rate"] == 0.5
-    with Server("prefer-good") as s:
+    with server("prefer-good") as s:
         judged = judge_run(tmp_path, judge(s.url))
         assert len(s.requests) == 4  # only the two failed pairs are asked again
     again = read_judged(tmp_path)
     assert [again[("m", f"synthetic/{i}@insert-p0.1-at0.5")]["score"] for i in range(3)] == [1.0, 0.0, 0.5]
-    with Server("prefer-good") as s:
+    with server("prefer-good") as s:
         judge_run(tmp_path, judge(s.url))
         assert not s.requests  # all judged: nothing to do

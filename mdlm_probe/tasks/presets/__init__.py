@@ -17,6 +17,7 @@ a top-level `not_reproduced` list ({field, reason}) names what mdlm-probe cannot
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -154,21 +155,35 @@ def get_preset(name: str) -> Preset:
 # Protocol values each path reproduces (field -> test on the value); any other protocol value is refused by
 # `protocol_gap`. eval (and shift: the same records, runs/evaluate.build_records) applies a preset's protocol
 # (runs/protocol.py): the reference prompt where a benchmark builds it and mdlm-probe can score it (GSM8K's
-# formats), chat prompts rendered with the checkpoint's own chat template (bos: the template's, nothing added
-# at encoding), every few-shot rule `protocol_prompt` implements (lm-eval's random draw as on one process),
-# every stop rule of tasks/extraction, the GSM8K extractions, and no truncation (a prompt that does not fit
-# is refused). Not applied: code benchmarks' extraction (Fast-dLLM/Dream `sanitize`, Dream-fork predictions,
-# program execution of extracted code), GPQA's 5-shot prompt, a bos added by encoding or prepended, left
-# truncation, Dream's lm-eval fork. `generate` builds no benchmark prompt: only the dtype. lm-eval builds the
+# formats), chat prompts rendered with the checkpoint's own chat template, every few-shot rule
+# `protocol_prompt` implements (lm-eval's random draw as on one process), every stop rule of tasks/extraction,
+# the GSM8K extractions, every bos rule (runs/protocol.encode_protocol: the template's, the tokenizer's
+# default special tokens, the bos text prepended, none) and truncation "none" (a prompt that does not fit is
+# refused) or "left:N" (the last N prompt tokens kept). OpenCompass's GPQA 5-shot prompt is read from the
+# user's checkout (--protocol-source; without it eval refuses the preset saying so). The lm-eval version does
+# not matter to eval, which builds the prompt itself: the versions whose prompts the goldens pin are honoured.
+# HumanEval/MBPP: every reference's extraction (lm-eval's filters, OpenCompass's post-processors, Fast-dLLM's
+# and Dream's `sanitize`, tasks/code_sanitize.py) and the program that reference executes
+# (`CodeBenchmark.reference_programs`), run in mdlm-probe's sandbox with its limits (the references' 3 s or 10 s
+# time limits are not kept). `generate` builds no benchmark prompt: only the dtype. lm-eval builds the
 # task's prompt, few-shot draw, stop strings and filters itself.
 EVAL_PROMPT_FORMATS = ("lm-eval:gsm8k", "fast-dllm:gsm8k", "opencompass:gsm8k_gen_1d7fe4", "lm-eval:gsm8k_cot")
 EVAL_EXTRACTIONS = ("lm-eval:gsm8k", "lm-eval:gsm8k_cot", "opencompass:gsm8k_postprocess")
+EVAL_PROMPT_FORMATS += ("dream-fork:gsm8k_cot", "opencompass:gpqa_fewshot_gen")  # GPQA: with --protocol-source
+EVAL_EXTRACTIONS += ("opencompass:gpqa",)
+EVAL_PROMPT_FORMATS += ("lm-eval:humaneval", "fast-dllm:humaneval", "opencompass:humaneval_gen_8e312c",
+                        "dream-fork:humaneval_instruct", "lm-eval:mbpp", "opencompass:mbpp_gen_830460",
+                        "dream-fork:mbpp_instruct")  # code: the reference's program, run in the sandbox
+EVAL_EXTRACTIONS += ("lm-eval:humaneval", "lm-eval:none", "opencompass:humaneval_postprocess_v2", "opencompass:mbpp",
+                     "fast-dllm:postprocess_code", "dream:postprocess_code", "dream-fork:build_predictions_instruct")
 PROTOCOL_HONOURS: dict[str, dict[str, Any]] = {
     "eval": {"dtype": lambda v: True, "prompt_format": lambda v: v in EVAL_PROMPT_FORMATS,
              "fewshot_rule": lambda v: v in ("fixed", "first_n", "lm-eval-random-1234", "none"),
              "stop_rule": lambda v: v in ("until", "eos-until", "eos", "none"), "stop_strings": lambda v: True,
-             "extraction": lambda v: v in EVAL_EXTRACTIONS, "bos": lambda v: v in ("template", "none"),
-             "truncation": lambda v: v == "none", "lm_eval_version": lambda v: v == "0.4.8"},
+             "extraction": lambda v: v in EVAL_EXTRACTIONS,
+             "bos": lambda v: v in ("template", "tokenizer", "prepend", "none"),
+             "truncation": lambda v: v == "none" or re.fullmatch(r"left:[1-9][0-9]*", str(v)) is not None,
+             "lm_eval_version": lambda v: v == "0.4.8" or str(v).startswith("dream-fork@")},
     "generate": {"dtype": lambda v: True},
     "lm-eval": {"dtype": lambda v: True, "prompt_format": lambda v: str(v).startswith("lm-eval:"),
                 "fewshot_rule": lambda v: True, "extraction": lambda v: str(v).startswith("lm-eval:"),
