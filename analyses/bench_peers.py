@@ -15,7 +15,10 @@ which LLaDA's `generate()` calls like LLaDA's own (it only adds cache arguments)
 
   exact                  vs LLaDA `generate`
   threshold, prefix, dual, prefix+threshold, dual+threshold
-                         vs Fast-dLLM's function for the cache, `threshold=` as given
+                         vs Fast-dLLM's function for the cache, `threshold=` as given (`None` for the modes
+                         without one: Fast-dLLM then follows the step plan, as mdlm-probe does)
+  threshold+compact      mdlm-probe's threshold decoding with batch compaction (finished rows leave the
+                         forward; token-identical) vs Fast-dLLM `generate` with the threshold
 
 Batch 1 and 8 (equal-length prompts: Fast-dLLM at this commit builds its canvas for one prompt, so its batch 8
 is 8 calls, as its own evaluation runs them; LLaDA's `generate` takes the batch whole). One torch thread per
@@ -30,7 +33,6 @@ the ratio is mdlm-probe / peer of the medians over rounds. "same tokens" counts 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import json
 import os
@@ -41,6 +43,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from reference_runs import blob_of
+from timed_rounds import rotated, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 PINS = {"llada": ("ML-GSAI/LLaDA", "b7e6c3565f194352da44b38dd12b6970597309f3", {"generate.py": "3f71e513d55df4d9e1e231d1cc12b027016fcf5f"}),
@@ -54,12 +59,8 @@ SIZES = {"test": {"seed": 2, "head_scale": 12.0, "d_model": 64, "n_layers": 3, "
 MODES = {"exact": ("llada", None, None), "threshold": ("generate", None, True),
          "prefix": ("generate_with_prefix_cache", "prefix", None), "dual": ("generate_with_dual_cache", "dual", None),
          "prefix+threshold": ("generate_with_prefix_cache", "prefix", True),
-         "dual+threshold": ("generate_with_dual_cache", "dual", True)}
-
-
-def git_blob(path: Path) -> str:
-    data = path.read_bytes()
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+         "dual+threshold": ("generate_with_dual_cache", "dual", True),
+         "threshold+compact": ("generate", None, True)}  # ours with batch compaction (no cache: its condition)
 
 
 def check_pins(llada: Path, fastdllm: Path) -> list[str]:
@@ -70,7 +71,7 @@ def check_pins(llada: Path, fastdllm: Path) -> list[str]:
             p = folder / f
             if not p.exists():
                 sys.exit(f"bench_peers: error: {p} is missing (give the checkout folder of {PINS[key][0]})")
-            if git_blob(p) != blob:
+            if blob_of(p) != blob:
                 bad.append(f"{p} is not {PINS[key][0]}@{PINS[key][1][:7]}")
     return bad
 
@@ -150,13 +151,19 @@ def ours(model, mode: str, settings: dict, prompts: list[list[int]]) -> dict:
     _, cache, thr = MODES[mode]
     cfg = SamplerConfig(gen_length=settings["gen_length"], steps=settings["steps"], block_length=settings["block_length"],
                         batch_size=len(prompts), temperature=0.0, remasking="low_confidence", cache=cache or "none",
-                        threshold=settings["threshold"] if thr else None,
+                        threshold=settings["threshold"] if thr else None, compact=mode.endswith("+compact"),
                         confidence_dtype="logits" if mode == "exact" else "float64")  # each peer's softmax dtype
     with torch.no_grad():
         t = time.perf_counter()
         recs = generate(model, prompts, cfg)
         dt = time.perf_counter() - t
     return {"seconds": dt, "outputs": [r["output_ids"] for r in recs]}
+
+
+def peer_settings(mode: str, settings: dict) -> dict:
+    """The peer's settings for `mode`: its threshold only where the mode has one (Fast-dLLM's functions take
+    `threshold=None` as the step plan, which is what the modes without a threshold compare with)."""
+    return {**settings, "threshold": settings["threshold"] if MODES[mode][2] else None}
 
 
 def make_prompts(n: int, length: int, seed: int) -> list[list[int]]:
@@ -207,17 +214,16 @@ def main() -> int:
         warm = dict(settings, gen_length=a.block_length, steps=a.block_length)
         for m in modes:  # warm-up: each code path once on both sides
             ours(model, m, warm, prompts[1] if 1 in prompts else prompts[batches[0]][:1])
-            peer.run(MODES[m][0], warm, prompts[batches[0]][:1])
+            peer.run(MODES[m][0], peer_settings(m, warm), prompts[batches[0]][:1])
         times = {(m, b, side): [] for m in modes for b in batches for side in ("ours", "peer")}
         agree = {}
         for r in range(a.rounds):
             for m in modes:
                 for b in batches:
-                    order = ("ours", "peer") if r % 2 == 0 else ("peer", "ours")
                     res = {}
-                    for side in order:
+                    for side in rotated(("ours", "peer"), r):
                         res[side] = (ours(model, m, settings, prompts[b]) if side == "ours"
-                                     else peer.run(MODES[m][0], settings, prompts[b]))
+                                     else peer.run(MODES[m][0], peer_settings(m, settings), prompts[b]))
                         times[(m, b, side)].append(res[side]["seconds"])
                     agree[(m, b)] = sum(x == y for x, y in zip(res["ours"]["outputs"], res["peer"]["outputs"]))
         peer.close()
@@ -237,10 +243,8 @@ def main() -> int:
     for r in rows:
         print(f"| {r['mode']} | {r['peer']} | {r['batch']} | {r['ours_tokens_s']:.1f} | {r['peer_tokens_s']:.1f} | "
               f"{r['ratio']:.2f}x | {r['same_tokens']}/{r['prompts']} |")
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps({"size": a.size, "parameters": n_params, "settings": settings,
-                                      "rounds": a.rounds, "rows": rows}, indent=2) + "\n")
+    write_json(a.json, {"size": a.size, "parameters": n_params, "settings": settings, "rounds": a.rounds,
+                        "rows": rows})
     return 0
 
 

@@ -8,10 +8,13 @@ Decodes, per checkpoint (each an `mdlm-probe eval synthetic` run, resumable):
   thr0.9      --threshold 0.9 (Fast-dLLM parallel decoding)
   prefix      --block-length 16 --cache prefix --measure-cache-drift --drift-every 4
   dual        --block-length 16 --cache dual --measure-cache-drift --drift-every 4
+  exact16     --block-length 16 (the caches' block layout without a cache: their paired baseline)
 (the caches run with three blocks: with the sidecar's single block a dual cache keeps nothing after the block,
 so it would equal the prefix cache). Then `dynamics` over all runs, and prints its tables: commit order and
 EOS dynamics per checkpoint and mode, artifact origins, predictors of a wrong answer (AUC, 95% bootstrap CI),
-trailing-zeros-before-leading-digit risk ratio, and cache drift against correctness.
+trailing-zeros-before-leading-digit risk ratio, and cache drift against correctness; then each cache run paired
+with exact16 on the same problems (`mdlm_probe.runs.compare`): outputs token-identical, verdicts flipped each
+way, accuracy difference with its paired bootstrap 95% CI and McNemar's p.
 Nothing is concluded in advance: the printed intervals say whether an association was found.
 """
 
@@ -32,6 +35,7 @@ MODES = {
     "thr0.9": ["--threshold", "0.9"],
     "prefix": ["--block-length", "16", "--cache", "prefix", "--measure-cache-drift", "--drift-every", "4"],
     "dual": ["--block-length", "16", "--cache", "dual", "--measure-cache-drift", "--drift-every", "4"],
+    "exact16": ["--block-length", "16"],
 }
 
 
@@ -55,6 +59,32 @@ def analyse(out: Path, ckpts) -> None:
     dirs = [d for d in run_dirs(out, ckpts) if (d / "samples.jsonl").is_file()]
     result = analyse_runs(dirs)
     print(format_tables(result))
+    print(cache_flips(out, ckpts))
+
+
+def cache_flips(out: Path, ckpts) -> str:
+    """Each cache run against the exact decode with the same block layout, paired over the problems."""
+    from mdlm_probe.core.rundir import load_run  # noqa: E402  (after sys.path)
+    from mdlm_probe.runs.compare import compare_runs  # noqa: E402
+    lines = ["Cache flips against exact decoding with the same blocks (16), paired",
+             f"{'checkpoint':<18} {'cache':<7} {'n':>5} {'same ids':>9} {'right->wrong':>12} {'wrong->right':>12} "
+             f"{'acc diff [95% CI]':>24} {'McNemar p':>10}"]
+    for c in ckpts:
+        dirs = [out / f"{c}-{m}" for m in ("exact16", "prefix", "dual")]
+        if not all((d / "samples.jsonl").is_file() for d in dirs):
+            lines.append(f"{c:<18} (runs missing)")
+            continue
+        runs = [load_run(d) for d in dirs]
+        res = compare_runs(runs, force=True, patterns=[])  # the settings differ in the cache only, on purpose
+        base = {r["id"]: r["output_ids"] for r in runs[0].records}
+        for run, pair in zip(runs[1:], res["pairs"]):
+            ids = [r["id"] for r in run.records if r["id"] in base]
+            same = sum(base[i] == r["output_ids"] for i, r in zip(ids, (x for x in run.records if x["id"] in base)))
+            lo, hi = pair["diff_ci"]
+            lines.append(f"{c:<18} {run.dir.name.rsplit('-', 1)[1]:<7} {pair['n']:>5} {same / len(ids):>9.3f} "
+                         f"{len(pair['a_right_b_wrong']):>12} {len(pair['b_right_a_wrong']):>12} "
+                         f"{pair['diff']:>+8.3f} [{lo:+.3f}, {hi:+.3f}] {pair['mcnemar_p']:>10.3g}")
+    return "\n".join(lines)
 
 
 def main() -> None:

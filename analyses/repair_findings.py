@@ -13,6 +13,7 @@ The sweeps of the strategies run in `--jobs` processes side by side once the swe
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 from mdlm_probe.runs.shift import ShiftGrid, run_shift
 from mdlm_probe.runs.shift_repair import REPAIR_CSV, repair_dir, repair_summary, write_summary_csv
 
-STRATEGIES = ("remask-low", "seam", "edit")
+STRATEGIES = ("remask-low", "seam", "edit", "probe")
 
 
 def sweep(ckpt: str, out: Path, grid: ShiftGrid, limit: int, sampler: dict):
@@ -28,10 +29,10 @@ def sweep(ckpt: str, out: Path, grid: ShiftGrid, limit: int, sampler: dict):
 
 
 def one(args) -> tuple[str, str, list[dict]]:
-    ckpt, root, grid, limit, strategy, extra = args
-    out = root / ckpt
-    sampler = {"repair": strategy, **extra}
-    base = sweep(ckpt, out, grid, limit, {})  # done already: read back, nothing decoded
+    ckpt, root, grid, limit, strategy, extra, given = args
+    out = root / Path(ckpt).name  # a folder given by path: its name (never the checkpoint folder itself)
+    sampler = {**given, "repair": strategy, **extra}
+    base = sweep(ckpt, out, grid, limit, given)  # done already: read back, nothing decoded
     rep = sweep(ckpt, repair_dir(out, sampler), grid, limit, sampler)
     rows = repair_summary(base.records, rep.records)
     write_summary_csv(rows, rep.out / REPAIR_CSV)
@@ -61,16 +62,21 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="strategy sweeps decoded side by side")
     ap.add_argument("--threshold", type=float, default=None, help="--repair-threshold (default: the sampler's)")
     ap.add_argument("--budget", type=int, default=None, help="--repair-budget (default: the sampler's)")
+    ap.add_argument("--every", type=int, default=None, help="--repair-every, probe (default: the sampler's)")
+    ap.add_argument("--stride", type=int, default=None, help="--repair-stride, probe (default: the sampler's)")
+    ap.add_argument("--sampler", default="{}", help='sampler settings for every sweep as JSON, e.g. '
+                    '\'{"gen_length": 48, "steps": 48, "block_length": 48}\' (default: each sidecar\'s)')
     ap.add_argument("--out", default="runs/repair-findings")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     root = Path(a.out)
     grid = ShiftGrid(modes=a.modes.split(","), fractions=[float(f) for f in a.fractions.split(",")], ats=(0.5,))
-    extra = {k: v for k, v in (("repair_threshold", a.threshold), ("repair_budget", a.budget)) if v is not None}
-    ckpts, strategies = a.ckpts.split(","), a.strategies.split(",")
+    extra = {k: v for k, v in (("repair_threshold", a.threshold), ("repair_budget", a.budget),
+                                ("repair_every", a.every), ("repair_stride", a.stride)) if v is not None}
+    ckpts, strategies, given = a.ckpts.split(","), a.strategies.split(","), json.loads(a.sampler)
     for c in ckpts:
-        sweep(c, root / c, grid, a.limit, {})  # the sweep without repair first: the strategies share it
-    jobs = [(c, root, grid, a.limit, s, extra) for c in ckpts for s in strategies]
+        sweep(c, root / Path(c).name, grid, a.limit, given)  # without repair first: the strategies share it
+    jobs = [(c, root, grid, a.limit, s, extra, given) for c in ckpts for s in strategies]
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:
         results = list(pool.map(one, jobs))
     md = (f"Repair findings: synthetic held-out, first {a.limit} problems, shift at 0.5 of the commits, "

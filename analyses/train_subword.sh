@@ -5,7 +5,8 @@
 # stage that ended at the same step (held-out 0.049, 0.318, 0.492, 0.678, 0.780).
 #   OUT=/work/scratch/subword bash analyses/train_subword.sh                 # digits split (one per token)
 #   DIGITS=group3 OUT=/work/scratch/subword bash analyses/train_subword.sh   # digits grouped 1-3, LLaMA-3 style
-#   EVAL_N=1000 TRAIN=0 OUT=... bash analyses/train_subword.sh               # score the finished stages only
+#   FT=1 TRAIN=0 OUT=/work/scratch/subword bash analyses/train_subword.sh    # then the six fine-tunes of ce-s5
+#   EVAL_N=1000 TRAIN=0 OUT=... bash analyses/train_subword.sh               # score the finished checkpoints only
 # Both base checkpoints are built every time (a few seconds, skipped once there); the training runs for DIGITS.
 # Each stage resumes from OUT/DIGITS/ce-sK/last.pt if killed (rerun the same command) and is a no-op once
 # finished; a stage starts from the exact weights of the one before, with a fresh warm-up + cosine schedule (to
@@ -43,10 +44,58 @@ if [ "${TRAIN:-1}" = 1 ]; then
   mdlm-probe train --init "$R/ce-s4" --steps 6000 --lr 1e-3 --warmup 100 --seed 4 "${STAGE[@]}" --name "$DIGITS-ce-s5" --out "$R/ce-s5"
 fi
 
-# 2. optional: held-out accuracy of every finished stage (EVAL_N problems; a run folder resumes if killed)
+# 2. fine-tunes of the last CE stage (FT=1, after the chain; FT_FROM=ce-s4 starts them from stage 4): CE, CTC+CE with the standard collapse and with
+#    the surface map, full and LoRA, with the same data, steps, batch and seed (tiny-ce-ft/tiny-ctc/
+#    tiny-ctc-surface's flags for the full ones, train_real_small.sh's for LoRA). Run side by side.
+if [ "${FT:-0}" = 1 ]; then
+  R=$OUT/$DIGITS
+  FROM=${FT_FROM:-ce-s5}  # the CE stage the fine-tunes start from
+  [ -f "$R/$FROM/mdlm_probe.json" ] && [ ! -f "$R/$FROM/last.pt" ] || { echo "$FROM is not finished: run the chain first" >&2; exit 2; }
+  COMMON=(--init "$R/$FROM" --data synthetic --batch-size 32 --seed 0 --save-every 100 --eval-n 0 --threads 1)
+  FULL=(--steps ${FT_STEPS:-2000} --lr 1e-3 --warmup 50)
+  LORA=(--lora --lora-r 16 --lora-alpha 32 --steps ${LORA_STEPS:-400} --lr 2e-3 --warmup 20)
+  CTC=(--objective ctc+ce --ctc-weight 1.0 --slack-gaps 0)
+  mdlm-probe train "${COMMON[@]}" "${FULL[@]}" --objective ce --name "$DIGITS-ce-ft" --out "$R/$DIGITS-ce-ft" &
+  mdlm-probe train "${COMMON[@]}" "${FULL[@]}" "${CTC[@]}" --collapse ctc --name "$DIGITS-ctc" --out "$R/$DIGITS-ctc" &
+  mdlm-probe train "${COMMON[@]}" "${FULL[@]}" "${CTC[@]}" --collapse surface --name "$DIGITS-ctc-surface" --out "$R/$DIGITS-ctc-surface" &
+  wait
+  mdlm-probe train "${COMMON[@]}" "${LORA[@]}" --objective ce --name "$DIGITS-ce-lora" --out "$R/$DIGITS-ce-lora" &
+  mdlm-probe train "${COMMON[@]}" "${LORA[@]}" "${CTC[@]}" --collapse ctc --name "$DIGITS-ctc-lora" --out "$R/$DIGITS-ctc-lora" &
+  mdlm-probe train "${COMMON[@]}" "${LORA[@]}" "${CTC[@]}" --collapse surface --name "$DIGITS-ctc-surface-lora" --out "$R/$DIGITS-ctc-surface-lora" &
+  wait
+fi
+
+# 3. ship (SHIP=1): the three full fine-tunes into mdlm_probe/checkpoints/subword-{ce-ft,ctc,ctc-surface} (digits
+#    split; about 3.7 MB each in float32), the sidecar renamed and its held-out accuracy taken from the
+#    findings' eval run (analyses/subword_findings.sh: OUT/split/findings-full/eval/synthetic-split-NAME)
+if [ "${SHIP:-0}" = 1 ]; then
+  for n in ce-ft ctc ctc-surface; do
+    python - "$OUT/$DIGITS/$DIGITS-$n" "mdlm_probe/checkpoints/subword-$n" \
+      "$OUT/$DIGITS/findings-full/eval/synthetic-$DIGITS-$n/summary.json" <<'PY'
+import json, shutil, sys
+from pathlib import Path
+src, dst, summary = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+shutil.rmtree(dst, ignore_errors=True)
+dst.mkdir(parents=True)
+for f in src.iterdir():
+    if f.name not in ("last.pt", "last.tmp", "train_log.jsonl"):
+        shutil.copy(f, dst / f.name)
+side = json.loads((dst / "mdlm_probe.json").read_text())
+s = json.loads(summary.read_text())
+side["trained_as"], side["name"] = side["name"], dst.name
+side["sampler"] = side.get("sampler") or {k: v for k, v in s["sampler"].items() if k != "batch_size"}  # the eval's
+side["heldout"] = {"benchmark": "synthetic", "n": s["n"], "accuracy": s["accuracy"], "sampler": s.get("sampler"),
+                   "source": f"eval run {summary.parent.name} (analyses/subword_findings.sh)"}
+(dst / "mdlm_probe.json").write_text(json.dumps(side, indent=1) + "\n")
+print(dst, side["heldout"]["accuracy"])
+PY
+  done
+fi
+
+# 4. optional: held-out accuracy of every finished stage (EVAL_N problems; a run folder resumes if killed)
 if [ "$EVAL_N" -gt 0 ]; then
   EVAL=(--no-chat --gen-length 48 --steps 48 --block-length 48 --batch-size 50 --threads 1)
-  for s in ce-s1 ce-s2 ce-s3 ce-s4 ce-s5; do
+  for s in ce-s1 ce-s2 ce-s3 ce-s4 ce-s5 $DIGITS-ce-ft $DIGITS-ctc $DIGITS-ctc-surface $DIGITS-ce-lora $DIGITS-ctc-lora $DIGITS-ctc-surface-lora; do
     c=$OUT/$DIGITS/$s
     [ -f "$c/mdlm_probe.json" ] && [ ! -f "$c/last.pt" ] || continue  # not finished
     mdlm-probe eval synthetic --ckpt "$c" --limit "$EVAL_N" "${EVAL[@]}" --out "$OUT/$DIGITS/eval-$s-n$EVAL_N"

@@ -93,6 +93,8 @@ SAMPLER_OPTIONS: dict[str, tuple[Any, str]] = {
     "repair_budget": (Optional[int], "--repair: positions reopened or moved (edits tried) per sample and block (4)."),
     "repair_window": (Optional[int], "--repair seam: positions reopened either side of a seam (1)."),
     "repair_scope": (Optional[str], "--repair: block (the current block's committed tokens) or all (earlier blocks' too)."),
+    "repair_every": (Optional[int], "--repair probe: steps of a block between two probes (16)."),
+    "repair_stride": (Optional[int], "--repair probe: forwards per probe, each hiding every stride-th committed token (3)."),
 }
 
 

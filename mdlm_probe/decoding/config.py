@@ -39,6 +39,8 @@ class SamplerConfig:
     repair_budget: int = 4  # positions reopened or moved (edits tried) per sample and block
     repair_window: int = 1  # seam: positions reopened either side of a seam
     repair_scope: str = "block"  # block: the current block's committed tokens; all: earlier blocks' too
+    repair_every: int = 16  # probe: steps of a block between two probes
+    repair_stride: int = 3  # probe: forwards per probe (each hides every stride-th committed token)
     measure_cache_drift: bool = False  # drift.py: also run the exact forward and compare (costs a forward per step)
     drift_every: int = 1  # ... at every k-th step
     compact: bool = False  # compaction.py: rows with no mask up to the block's end leave the forward batch
@@ -51,6 +53,7 @@ class SamplerConfig:
                                              "eps": 1e-3, "confidence_dtype": "logits", "proposer": None,
                                              "selector": None, "repair": None, "repair_threshold": 0.5,
                                              "repair_budget": 4, "repair_window": 1, "repair_scope": "block",
+                                             "repair_every": 16, "repair_stride": 3,
                                              "measure_cache_drift": False, "drift_every": 1,
                                              "compact": False, "cache_drift_threshold": 0.5, "cache_window": 3}
 

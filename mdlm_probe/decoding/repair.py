@@ -18,6 +18,8 @@ the reopened positions get filled. `SamplerConfig.repair` names one:
     edit        the inverse of the shift interventions: delete a duplicated token and pull the tail left, or
                 open a gap at the least likely token and push the tail right, when the edited canvas's
                 committed tokens score a higher mean log-probability than the current one's
+    probe       every `repair_every` steps, score each committed token with itself masked (`repair_stride`
+                extra forwards); at the leftmost one below the threshold delete a duplicate or open a gap
 
 Budget: at most `repair_budget` positions reopened or moved per sample and block, so every block still ends
 (each reopening costs budget; the plan selector's re-plan gives at least one more step, the threshold selector
@@ -242,6 +244,70 @@ class Edit(Repair):
             old = t[row].clone()
             t[row] = torch.where(src >= 0, old[src.clamp(min=0)], torch.full_like(old, empty))
         self.record(st, row, kind, [q - st.prompt_len])
+
+
+@REPAIRS.register("probe")
+class Probe(Edit):
+    """Every `repair_every` steps of a block, each committed token is scored with itself hidden: `repair_stride`
+    extra forwards, each with every stride-th committed token of the block masked and the rest of the canvas as
+    is. A model that sees a token nearly copies it, so the visible scores the other strategies read hardly
+    move after a shift; hidden, a displaced token no longer fits its neighbours. The leftmost token scored
+    below the threshold is the seam: if it equals its left neighbour it is deleted (tail pulled left), else a
+    gap opens before it (tail pushed right) and is decoded like any mask. One more forward then scores the
+    edited canvas for this step's commits. Every forward is counted."""
+
+    def __init__(self, cfg, model, forward, selector):
+        super().__init__(cfg, model, forward, selector)
+        self.every, self.stride, self.mask_id = cfg.repair_every, cfg.repair_stride, model.mask_id
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        super().check(cfg)
+        if cfg.repair_every < 1 or cfg.repair_stride < 1:
+            raise BadInput(f"repair-every {cfg.repair_every} and repair-stride {cfg.repair_stride} must be >= 1")
+        if cfg.repair == "probe" and cfg.cache != "none":
+            raise BadInput("--repair probe forwards altered canvases, which a cache would store; use --cache none")
+
+    def hidden_prob(self, st, cand: torch.Tensor) -> torch.Tensor:
+        """(B, L) float: each committed token's probability with itself masked (1 outside cand)."""
+        end = st.block_end
+        p = torch.ones(st.x.shape, dtype=torch.float32, device=st.x.device)
+        col = torch.arange(st.x.shape[1], device=st.x.device)[None] % self.stride
+        for k in range(self.stride):
+            hide = cand & (col == k)  # (B, L)
+            if not bool(hide.any()):
+                continue
+            xk = st.x.masked_fill(hide, self.mask_id)
+            logits, n = self.forward(xk, end - self.block_length, end)  # (B, L, V)
+            st.nfe, st.tokens_forwarded = st.nfe + 1, st.tokens_forwarded + n
+            got = torch.gather(F.softmax(logits.float(), dim=-1), -1, st.x[..., None]).squeeze(-1)
+            p = torch.where(hide, got, p)
+        return p
+
+    def __call__(self, st, logits, masks):
+        left, cand = self.left(st), self.candidates(st)
+        if st.i == 0 or st.i % self.every or int(left.max()) == 0 or not bool(cand.any()):
+            return logits, masks
+        doubt = (cand & (self.hidden_prob(st, cand) < self.threshold)).tolist()
+        before, edited = st.masks_open(), []
+        for row in range(st.x.shape[0]):
+            seam = next((q for q, d in enumerate(doubt[row]) if d), None)
+            if seam is None or int(left[row]) == 0:
+                continue
+            dup = bool(cand[row, seam - 1]) and int(st.x[row, seam]) == int(st.x[row, seam - 1])
+            kind = "delete" if dup else "insert"
+            new_row, src = shift_row(st.x[row], seam, kind, st.prompt_len, st.mask_id)
+            self.apply(st, row, kind, seam, new_row, src)
+            edited.append(row)
+        if not edited:
+            return logits, masks
+        end = st.block_end
+        new_logits, n = self.forward(st.x, end - self.block_length, end)  # (B, L, V) the edited canvases
+        st.nfe, st.tokens_forwarded = st.nfe + 1, st.tokens_forwarded + n
+        logits = logits.clone()
+        logits[edited] = new_logits[edited]
+        self.replan(st, before)
+        return logits, st.x == st.mask_id
 
 
 def shift_row(x: torch.Tensor, q: int, kind: str, P: int, mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:

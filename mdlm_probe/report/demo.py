@@ -26,7 +26,6 @@ from typing import Any, Callable, Sequence
 from mdlm_probe.adapters import load_model
 from mdlm_probe.core.checkpoints import resolve, shipped_names
 from mdlm_probe.core.exceptions import BadInput
-from mdlm_probe.core.rundir import DEFAULT_CHAT
 from mdlm_probe.runs import miners, shift
 from mdlm_probe.runs.compare import write_compare
 from mdlm_probe.runs.evaluate import run_eval
@@ -169,8 +168,9 @@ def _eval(ckpt: str, bench: str, out: Path, limit: int, sampler: dict[str, Any],
           data_file: Path | None = None, num_processes: int = 1) -> dict[str, Any]:
     # one batch per worker at least, or the workers' start-up costs more than it saves
     k = max(1, min(num_processes, limit // max(1, resolve_sampler(sampler, model).batch_size)))
+    # chat=None: each checkpoint's sidecar says whether it was trained on chat prompts, else the default
     return run_eval(ckpt, bench, out, sampler_overrides=sampler, limit=limit, data_file=data_file, model=model,
-                    progress=progress, num_processes=k, chat=DEFAULT_CHAT)
+                    progress=progress, num_processes=k, chat=None)
 
 
 def _shift(ckpts: list[str], out: Path, cfg: DemoConfig, model, log) -> list[dict[str, Any]]:
@@ -179,7 +179,7 @@ def _shift(ckpts: list[str], out: Path, cfg: DemoConfig, model, log) -> list[dic
     grid = shift.ShiftGrid(modes=list(cfg.modes), fractions=list(cfg.fractions), ats=list(cfg.ats))
     evals = [d for c in ckpts if (d := out.parent / "eval" / f"synthetic-{_slug(c)}").is_dir()]
     res = shift.run_shift(ckpts, out, grid, benchmark="synthetic", limit=cfg.n_shift, num_fewshot=0,
-                          chat=DEFAULT_CHAT, sampler=cfg.sampler, num_processes=cfg.num_processes, clean_from=evals,
+                          chat=None, sampler=cfg.sampler, num_processes=cfg.num_processes, clean_from=evals,
                           load=model, log=lambda s: log("    " + s))
     return res.rows
 

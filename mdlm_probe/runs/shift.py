@@ -186,7 +186,9 @@ def run_sweep(ckpts: Sequence[str], bench, samples, cfgs: dict[str, Any], grid: 
                 forked = not triggers
                 for spec, setting in jobs:
                     if spec is None and eval_batches.get(start // cfg.batch_size) == set(ids):
-                        recs = [{**reuse[i], "id": i + "@clean"} for i in ids]  # the eval decoded it already
+                        # the eval decoded it already; labelled as this sweep labels the checkpoint (a folder
+                        # given here may be named by its sidecar in the eval's records)
+                        recs = [{**reuse[i], "id": i + "@clean", "ckpt": ckpt} for i in ids]
                     else:
                         if model is None:
                             model = load(ckpt)

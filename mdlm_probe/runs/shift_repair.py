@@ -24,7 +24,8 @@ from mdlm_probe.decoding import SamplerConfig
 from mdlm_probe.tasks.interventions import when_label
 from .shift import ShiftGrid, ShiftRun, mode_label, run_shift, where_label, write_summary_csv
 
-REPAIR_KEYS = ("repair", "repair_threshold", "repair_budget", "repair_window", "repair_scope")
+REPAIR_KEYS = ("repair", "repair_threshold", "repair_budget", "repair_window", "repair_scope", "repair_every",
+               "repair_stride")
 REPAIR_CSV, REPAIR_JSON = "repair_summary.csv", "repair_summary.json"
 
 
@@ -34,7 +35,7 @@ def repair_dir(out: Path | str, sampler: dict[str, Any]) -> Path:
     defaults = SamplerConfig.ADDED_LATER
     tags = [f"{short}{sampler[k]:g}" if not isinstance(sampler[k], str) else f"{short}{sampler[k]}"
             for k, short in (("repair_threshold", "t"), ("repair_budget", "b"), ("repair_window", "w"),
-                             ("repair_scope", "s")) if sampler.get(k) is not None and sampler[k] != defaults[k]]
+                             ("repair_scope", "s"), ("repair_every", "e"), ("repair_stride", "k")) if sampler.get(k) is not None and sampler[k] != defaults[k]]
     return Path(out) / "-".join(["repair", str(sampler["repair"]), *tags])
 
 

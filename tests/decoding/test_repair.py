@@ -91,10 +91,12 @@ def test_the_stand_in_decodes_its_target_and_a_shift_breaks_it():
     ("seam", shift_hook("dup", 3, 2), {"remask"}),  # a repeated token: a window around it reopens
     ("edit", shift_hook("dup", 3, 2), {"delete"}),  # the duplicate deleted, the tail pulled left
     ("edit", shift_hook("delete", 3, 1), {"insert"}),  # a gap opened where a token went missing
+    ("probe", shift_hook("delete", 3, 1), {"insert"}),  # hidden, the moved token misfits: a gap before it
+    ("probe", shift_hook("dup", 3, 2), {"delete"}),  # hidden, the duplicate misfits and equals its neighbour
 ])
 def test_each_strategy_repairs_a_hand_built_shift(repair, hook, kinds):
     broken = decode(cfg_for(), [hook])
-    out = decode(cfg_for(repair), [hook])
+    out = decode(cfg_for(repair, **({"repair_every": 4} if repair == "probe" else {})), [hook])
     assert response(broken) != TARGET and response(out) == TARGET
     events = out.info["repair"]["s0"]
     assert kinds <= {e["kind"] for e in events} and all(e["step"] >= 4 and e["block"] == 0 for e in events)
@@ -103,8 +105,45 @@ def test_each_strategy_repairs_a_hand_built_shift(repair, hook, kinds):
     # the trajectory: the repaired positions were committed again after the repair
     assert all(int(out.commit_step[0, q]) >= first for q in moved if kinds == {"remask"})
     assert out.nfe >= broken.nfe and int((out.x == MASK).sum()) == 0
-    if repair == "edit":  # scoring the edited canvas is one more forward, counted
+    if repair in ("edit", "probe"):  # scoring the edited canvas is one more forward, counted
         assert out.nfe > broken.nfe and out.tokens_forwarded > broken.tokens_forwarded
+
+
+class CopyModel(PositionModel):
+    """Like PositionModel, but a committed token is copied where it stands (logit 20): only a token hidden behind
+    [MASK] is scored against what its position wants. The visible scores never doubt a moved token."""
+
+    def __call__(self, x, attention_mask=None):
+        logits = super().__call__(x, attention_mask)
+        seen = x[:, self.P:] != MASK
+        copy = 20 * torch.nn.functional.one_hot(x[:, self.P:], V).float()
+        logits[:, self.P:] = torch.where(seen[..., None], copy, logits[:, self.P:])
+        return logits
+
+
+def test_only_the_probe_sees_a_shift_a_copying_model_hides():
+    def run(repair, **kw):
+        return diffuse(CopyModel(PROMPT.shape[1]), PROMPT, None, cfg_for(repair, **kw),
+                       hooks=[shift_hook("delete", 3, 1)], sample_ids=["s0"])
+    broken = run(None)
+    assert response(broken) != TARGET
+    for visible in ("remask-low", "seam", "edit"):  # the copied tokens score ~1: nothing is doubted
+        assert response(run(visible, repair_threshold=0.9)) == response(broken)
+    probed = run("probe", repair_every=4, repair_stride=2)
+    assert response(probed) == TARGET
+    # 8 steps, probes at steps 4 (2 hidden forwards + 1 for the edited canvas), none later with nothing doubted
+    # (one more step for the gap: the plan is re-made)
+    assert probed.nfe > broken.nfe + 2 and probed.info["repair"]["s0"][0]["kind"] == "insert"
+
+
+def test_probe_timing_and_settings():
+    # never before its first period: a shift after the last probe is not seen
+    late = decode(cfg_for("probe", repair_every=4), [shift_hook("delete", 5, 1)])
+    assert response(late) != TARGET and "repair" not in late.info
+    with pytest.raises(BadInput, match="repair-every 0"):
+        SamplerConfig(repair="probe", repair_every=0).validate()
+    with pytest.raises(BadInput, match="cache"):
+        SamplerConfig(gen_length=16, steps=16, block_length=8, repair="probe", cache="prefix").validate()
 
 
 def test_a_reopening_near_the_block_end_adds_steps_and_they_are_counted():
@@ -113,7 +152,7 @@ def test_a_reopening_near_the_block_end_adds_steps_and_they_are_counted():
     assert out.nfe > G  # the plan gained steps for the reopened positions
 
 
-@pytest.mark.parametrize("repair", ["remask-low", "seam", "edit"])
+@pytest.mark.parametrize("repair", ["remask-low", "seam", "edit", "probe"])
 def test_a_budget_of_zero_changes_nothing(repair):
     hook = shift_hook("dup", 3, 2) if repair != "remask-low" else shift_hook("delete", 3, 1)
     off, zero = decode(cfg_for(), [hook]), decode(cfg_for(repair, repair_budget=0), [hook])
@@ -156,4 +195,4 @@ def test_bad_repair_options_exit_2_with_one_line(cli, capsys):
                "--repair", "bogus", "--prompt", "1+1=") == 2
     err = capsys.readouterr().err.strip()
     assert "unknown repair 'bogus'" in err and len(err.splitlines()) == 1
-    assert set(REPAIRS.names()) >= {"none", "remask-low", "seam", "edit"}
+    assert set(REPAIRS.names()) >= {"none", "remask-low", "seam", "edit", "probe"}

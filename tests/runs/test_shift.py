@@ -16,7 +16,7 @@ from mdlm_probe.tasks.interventions import Shift
 from mdlm_probe.core.records import read_records
 from mdlm_probe.decoding import SamplerConfig
 from mdlm_probe.runs.shift import (ShiftGrid, at_key, chrf, drop_heatmap_figure, levenshtein, norm_edit, pair_metrics,
-                                   plot_drop_heatmap, run_sweep, shifted_records, summarize)
+                                   plot_drop_heatmap, run_shift, run_sweep, shifted_records, summarize)
 
 CFG = SamplerConfig(gen_length=16, steps=8, block_length=16, batch_size=2)
 SAMPLER_ARGS = ["--gen-length", "16", "--steps", "8", "--block-length", "16", "--batch-size", "2"]
@@ -261,6 +261,25 @@ def test_clean_run_copied_from_a_matching_eval_run(tmp_path, cli):
     other = [a if a != "8" else "16" for a in args]
     assert cli(*other, "--out", str(tmp_path / "other"), "--clean-from", str(tmp_path / "eval")) == 0
     assert not any("batch" in r for r in read_records(tmp_path / "other" / "shift.jsonl")[0])
+
+
+def test_copied_clean_records_carry_the_sweeps_checkpoint_label(tmp_path):
+    """A folder given by path is labelled by its sidecar name in eval records and by the path here: the copied
+    clean records must carry the sweep's label, or nothing pairs them with the shifted ones."""
+    import shutil
+
+    from mdlm_probe.core.checkpoints import SHIPPED_DIR
+    from mdlm_probe.runs.evaluate import run_eval
+
+    ckpt = tmp_path / "renamed"
+    shutil.copytree(SHIPPED_DIR / "tiny-random", ckpt)
+    overrides = {"gen_length": 16, "steps": 8, "block_length": 16, "batch_size": 2}
+    run_eval(str(ckpt), "synthetic", tmp_path / "eval", sampler_overrides=overrides, limit=2)
+    grid = ShiftGrid(modes=["insert"], fractions=[0.0, 0.1], ats=[0.5])
+    run_shift([str(ckpt)], tmp_path / "shift", grid, limit=2, sampler=overrides, clean_from=[tmp_path / "eval"])
+    recs = read_records(tmp_path / "shift" / "shift.jsonl")[0]
+    assert any("batch" in r for r in recs if r["id"].endswith("@clean"))  # copied from the eval run
+    assert {r["ckpt"] for r in recs} == {str(ckpt)}
 
 
 def test_show_prints_a_pair(cli, capsys):
