@@ -67,7 +67,7 @@ def cache_flips(out: Path, ckpts) -> str:
     from mdlm_probe.core.rundir import load_run  # noqa: E402  (after sys.path)
     from mdlm_probe.runs.compare import compare_runs  # noqa: E402
     lines = ["Cache flips against exact decoding with the same blocks (16), paired",
-             f"{'checkpoint':<18} {'cache':<7} {'n':>5} {'same ids':>9} {'right->wrong':>12} {'wrong->right':>12} "
+             f"{'checkpoint':<18} {'cache':<7} {'n':>5} {'identical':>9} {'right->wrong':>12} {'wrong->right':>12} "
              f"{'acc diff [95% CI]':>24} {'McNemar p':>10}"]
     for c in ckpts:
         dirs = [out / f"{c}-{m}" for m in ("exact16", "prefix", "dual")]
@@ -78,10 +78,10 @@ def cache_flips(out: Path, ckpts) -> str:
         res = compare_runs(runs, force=True, patterns=[])  # the settings differ in the cache only, on purpose
         base = {r["id"]: r["output_ids"] for r in runs[0].records}
         for run, pair in zip(runs[1:], res["pairs"]):
-            ids = [r["id"] for r in run.records if r["id"] in base]
-            same = sum(base[i] == r["output_ids"] for i, r in zip(ids, (x for x in run.records if x["id"] in base)))
+            recs = [r for r in run.records if r["id"] in base]
+            same = sum(base[r["id"]] == r["output_ids"] for r in recs)  # token-identical outputs
             lo, hi = pair["diff_ci"]
-            lines.append(f"{c:<18} {run.dir.name.rsplit('-', 1)[1]:<7} {pair['n']:>5} {same / len(ids):>9.3f} "
+            lines.append(f"{c:<18} {run.dir.name.rsplit('-', 1)[1]:<7} {pair['n']:>5} {same / len(recs):>9.3f} "
                          f"{len(pair['a_right_b_wrong']):>12} {len(pair['b_right_a_wrong']):>12} "
                          f"{pair['diff']:>+8.3f} [{lo:+.3f}, {hi:+.3f}] {pair['mcnemar_p']:>10.3g}")
     return "\n".join(lines)

@@ -6,6 +6,8 @@
 #   OUT=/work/scratch/subword bash analyses/train_subword.sh                 # digits split (one per token)
 #   DIGITS=group3 OUT=/work/scratch/subword bash analyses/train_subword.sh   # digits grouped 1-3, LLaMA-3 style
 #   FT=1 TRAIN=0 OUT=/work/scratch/subword bash analyses/train_subword.sh    # then the six fine-tunes of ce-s5
+#   FT=1 FT_FROM=ce-s4 TRAIN=0 OUT=...                                       # ... of ce-s4 (the shipped subword-*)
+#   SHIP=1 TRAIN=0 OUT=...  (after analyses/subword_findings.sh)             # copy them into the package
 #   EVAL_N=1000 TRAIN=0 OUT=... bash analyses/train_subword.sh               # score the finished checkpoints only
 # Both base checkpoints are built every time (a few seconds, skipped once there); the training runs for DIGITS.
 # Each stage resumes from OUT/DIGITS/ce-sK/last.pt if killed (rerun the same command) and is a no-op once

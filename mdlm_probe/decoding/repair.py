@@ -294,7 +294,7 @@ class Probe(Edit):
             seam = next((q for q, d in enumerate(doubt[row]) if d), None)
             if seam is None or int(left[row]) == 0:
                 continue
-            dup = bool(cand[row, seam - 1]) and int(st.x[row, seam]) == int(st.x[row, seam - 1])
+            dup = seam > 0 and bool(cand[row, seam - 1]) and int(st.x[row, seam]) == int(st.x[row, seam - 1])
             kind = "delete" if dup else "insert"
             new_row, src = shift_row(st.x[row], seam, kind, st.prompt_len, st.mask_id)
             self.apply(st, row, kind, seam, new_row, src)
