@@ -21,10 +21,16 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 
 # ----------------------------------------------------------------------------------------- reading imports
+def source_files(package: Path = PACKAGE) -> list[Path]:
+    """The package's own Python files: not the shipped checkpoints' modeling files (`checkpoints/NAME/*.py`,
+    a model's remote code, loaded as data by `trust_remote_code`, not imported as part of mdlm_probe)."""
+    return [f for f in sorted(package.rglob("*.py")) if "checkpoints" not in f.relative_to(package).parts[:1]]
+
+
 def module_files(package: Path = PACKAGE) -> dict[str, Path]:
     """Dotted module name -> file, for every module of the package (a package is named by its __init__.py)."""
     out = {}
-    for f in sorted(package.rglob("*.py")):
+    for f in source_files(package):
         parts = [package.name, *f.relative_to(package).with_suffix("").parts]
         if parts[-1] == "__init__" and len(parts) > 1:
             parts = parts[:-1]
@@ -205,7 +211,7 @@ def oversized(package: Path = PACKAGE) -> list[str]:
     """Every function (its docstring and body counted, decorators not) over MAX_FUNCTION_LINES lines and every
     module over MAX_MODULE_LINES lines, as 'path: what (n lines)'."""
     found = []
-    for f in sorted(package.rglob("*.py")):
+    for f in source_files(package):
         src = f.read_text(encoding="utf-8")
         rel = f.relative_to(package.parent)
         if (n := len(src.splitlines())) > MAX_MODULE_LINES:
