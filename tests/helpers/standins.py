@@ -73,6 +73,11 @@ def remote_checkpoint(folder: Path, family: str, config: dict, tok, bias: dict[i
 
 
 LLADA_SPECIALS = ["<|endoftext|>", "<|eot_id|>", "<|mdm_mask|>"]
+# LLaDA-8B-Instruct's chat template (what gsm8k.render_llada_chat writes out by hand), with an
+# add_generation_prompt test so the flags reach it
+LLADA_CHAT_TEMPLATE = ("<|startoftext|>{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+                       "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+                       "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
 DREAM_SPECIALS = ["<|endoftext|>", "<|im_end|>", "<|mask|>"]
 
 
@@ -116,11 +121,18 @@ def masked_lm_checkpoint(folder: Path, kind: str) -> Path:
     return folder
 
 
-def llada_checkpoint(folder: Path) -> Path:
+def llada_checkpoint(folder: Path, tok=None, chat: bool = False, max_length: int | None = None) -> Path:
+    """A tiny LLaDA stand-in; `tok` (default: a character tokenizer with LLaDA's specials), with LLaDA's chat
+    template when `chat`, and `max_sequence_length` in its config when `max_length` is given."""
     # The tokenizer names no mask role; the adapter finds <|mdm_mask|> (id 2) in its vocabulary.
     # A trained model never proposes the mask; the bias stands in for that.
-    tok = char_tokenizer(LLADA_SPECIALS, eos_token="<|endoftext|>")
-    return remote_checkpoint(folder, "llada", {"model_type": "llada", "vocab_size": 128}, tok, {2: -1e4})
+    tok = tok if tok is not None else char_tokenizer(LLADA_SPECIALS, eos_token="<|endoftext|>")
+    if chat:
+        tok.chat_template = LLADA_CHAT_TEMPLATE
+    config = {"model_type": "llada", "vocab_size": 128}
+    if max_length is not None:
+        config["max_sequence_length"] = max_length
+    return remote_checkpoint(folder, "llada", config, tok, {2: -1e4})
 
 
 def dream_checkpoint(folder: Path) -> Path:

@@ -19,20 +19,12 @@ from mdlm_probe.tasks.benchmarks.gsm8k import render_llada_chat
 
 PRESET = "llada-8b-instruct-gsm8k"  # OpenCompass: 4 fixed shots as chat turns, no stop cut, gsm8k_postprocess
 SMALL = {"gen_length": 8, "steps": 8, "block_length": 8, "batch_size": 2}
-# LLaDA-8B-Instruct's chat template (what gsm8k.render_llada_chat writes out by hand), with an
-# add_generation_prompt test so the flags reach it
-LLADA_TEMPLATE = ("<|startoftext|>{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
-                  "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
-                  "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
 
 
 @pytest.fixture(scope="module")
 def chat_llada(tmp_path_factory):
     """A tiny LLaDA stand-in whose tokenizer has LLaDA's chat template, long enough for the 4-shot prompt."""
-    tok = st.char_tokenizer(st.LLADA_SPECIALS, eos_token="<|endoftext|>")
-    tok.chat_template = LLADA_TEMPLATE
-    return st.remote_checkpoint(tmp_path_factory.mktemp("ck") / "llada-chat", "llada",
-                                {"model_type": "llada", "vocab_size": 128, "max_sequence_length": 8192}, tok, {2: -1e4})
+    return st.llada_checkpoint(tmp_path_factory.mktemp("ck") / "llada-chat", chat=True, max_length=8192)
 
 
 def write_gsm8k(path, n=2):

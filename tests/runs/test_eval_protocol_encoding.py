@@ -27,9 +27,6 @@ from mdlm_probe.tasks.presets import protocol_gap, get_preset
 FIX = st.FIXTURES.parent / "protocols"
 SMALL = {"gen_length": 8, "steps": 8, "block_length": 8, "batch_size": 2}
 BOS = "<|startoftext|>"
-LLADA_TEMPLATE = ("<|startoftext|>{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
-                  "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
-                  "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
 # a stand-in for OpenCompass's gpqa_fewshot_gen.py: the same layout, made-up examples (no GPQA text); executing
 # it would fail (the import does not exist), so reading it must not execute it
 FAKE_CONFIG = ('import not_a_module_anyone_has\n\nfive_shot_prompt = """\nHere are made-up examples.\nQuestion: '
@@ -53,10 +50,7 @@ def proto(**kw) -> Protocol:
 
 
 def llada(folder, tok, chat: bool = False):
-    if chat:
-        tok.chat_template = LLADA_TEMPLATE
-    return st.remote_checkpoint(folder, "llada", {"model_type": "llada", "vocab_size": 128,
-                                                   "max_sequence_length": 4096}, tok, {2: -1e4})
+    return st.llada_checkpoint(folder, tok, chat=chat, max_length=4096)
 
 
 def write_gsm8k(path, questions):
