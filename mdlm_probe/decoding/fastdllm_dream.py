@@ -34,7 +34,7 @@ from mdlm_probe.core.exceptions import BadInput
 
 from .forward import FORWARDS, BlockCached
 from .processors import NEG_INF
-from .selectors import SELECTORS, Selector, top_k
+from .selectors import SELECTORS, Selector, check_threshold, top_k
 
 
 def block_conf(conf: torch.Tensor, st) -> torch.Tensor:
@@ -52,11 +52,6 @@ def first_position(conf: torch.Tensor, st) -> torch.Tensor:
     return transfer
 
 
-def check_threshold(cfg) -> None:
-    if cfg.threshold is None or not 0.0 < cfg.threshold <= 1.0:
-        raise BadInput(f"selector {cfg.selector}: threshold {cfg.threshold} is not in (0, 1]")
-
-
 @SELECTORS.register("threshold-budget")
 class ThresholdBudget(Selector):
     """Fast-dLLM's Dream threshold rule without cache (rule C in docs/adapters.md). Stateless: the budget is
@@ -70,7 +65,7 @@ class ThresholdBudget(Selector):
     @classmethod
     def check(cls, cfg) -> None:
         super().check(cfg)
-        check_threshold(cfg)
+        check_threshold(cfg, f"selector {cfg.selector}: ")
         if cfg.block_length % cfg.steps_per_block:
             raise BadInput(f"selector threshold-budget: block length {cfg.block_length} is not a multiple of its "
                            f"{cfg.steps_per_block} steps (Fast-dLLM asserts the masks divide by the steps)")
@@ -136,7 +131,7 @@ class FastDllmDreamBlockThreshold(FastDllmDreamBlock):
     @classmethod
     def check(cls, cfg) -> None:
         super().check(cfg)
-        check_threshold(cfg)
+        check_threshold(cfg, f"selector {cfg.selector}: ")
 
     def block_over(self, st) -> bool:
         return False

@@ -94,6 +94,12 @@ class Plan(Selector):
     """LLaDA's `generate()` (and Dream's maskgit-style rules): the plan's count, most confident first."""
 
 
+def check_threshold(cfg, who: str = "") -> None:
+    """A threshold selector needs a threshold in (0, 1]; `who` opens the message (the selector named)."""
+    if cfg.threshold is None or not 0.0 < cfg.threshold <= 1.0:
+        raise BadInput(f"{who}threshold {cfg.threshold} is not in (0, 1]")
+
+
 @SELECTORS.register("threshold")
 class Threshold(Selector):
     """Fast-dLLM parallel decoding: every proposal at or above the threshold, and at least the best one; a block
@@ -106,8 +112,7 @@ class Threshold(Selector):
     @classmethod
     def check(cls, cfg) -> None:
         super().check(cfg)
-        if cfg.threshold is None or not 0.0 < cfg.threshold <= 1.0:
-            raise BadInput(f"threshold {cfg.threshold} is not in (0, 1]")
+        check_threshold(cfg)
 
     def processors(self, model):
         return [NeverProposeMask(model.mask_id)]
