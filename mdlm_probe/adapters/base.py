@@ -121,6 +121,21 @@ class MaskedDiffusionModel:
         """
         raise BadInput(f"adapter {self.adapter_name!r} has no KV cache support; use --cache none")
 
+    # ---- optional: a write-through cache of the whole canvas (the sampler's `cache="adaptive"`) ------
+    def forward_all(self, ids: torch.Tensor, attention_mask: torch.Tensor | None):
+        """Full forward -> (logits (B, L, V), cache of every position's keys/values)."""
+        raise BadInput(f"adapter {self.adapter_name!r} has no write-through KV cache; use --cache dual")
+
+    def forward_through(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, cache: Any,
+                        rows: torch.Tensor) -> torch.Tensor:
+        """Canvas positions `rows` (T,), sorted, of ids (B, L) over a `forward_all` cache whose keys/values at
+        those positions are replaced, in place, by the ones this forward computes -> logits (B, T, V)."""
+        raise BadInput(f"adapter {self.adapter_name!r} has no write-through KV cache; use --cache dual")
+
+    def cache_keys(self, cache: Any, row: int) -> torch.Tensor:
+        """The stored keys of canvas position `row`, per layer: (layers, B, kv_heads * head_dim)."""
+        raise BadInput(f"adapter {self.adapter_name!r} has no write-through KV cache; use --cache dual")
+
     @property
     def device(self) -> torch.device:
         return next(self.module.parameters()).device

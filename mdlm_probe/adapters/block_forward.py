@@ -180,3 +180,20 @@ class BlockForward:
                 return _attend(q, torch.cat([k_all[..., :n, :], k], -2), torch.cat([v_all[..., :n, :], v], -2), mask)
             x = self.layer(layer, x, attend)
         return self.head(x)
+
+    def through(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, cache: BlockCache,
+                rows: torch.Tensor) -> torch.Tensor:
+        """Raw logits (B, T, V) of canvas positions `rows` over a whole-canvas cache (`rows` arange(L)), whose
+        keys/values at those positions each layer replaces in place with the ones it computes."""
+        x = self.embed(ids[:, rows])  # (B, T, d)
+        same = cache.canvas is not None and cache.mask_ref is attention_mask and cache.canvas["L"] == ids.shape[1]
+        cv = cache.canvas if same else self.canvas(ids, attention_mask, x.dtype)
+        mask = self.mask(rows, cache.rows, cv)
+        for layer, (k_all, v_all) in zip(self.layers, cache.kv):
+            def attend(q, k, v, k_all=k_all, v_all=v_all):
+                q = self.rotate(_heads(q, self.n_heads), rows, cv)
+                k_all[..., rows, :] = self.rotate(_heads(k, self.n_kv), rows, cv)
+                v_all[..., rows, :] = _heads(v, self.n_kv)
+                return _attend(q, k_all, v_all, mask)
+            x = self.layer(layer, x, attend)
+        return self.head(x)

@@ -312,3 +312,17 @@ class HFModel(MaskedDiffusionModel):
         end = ids.shape[1] if suffix_start is None else suffix_start
         rows = torch.arange(self._first_row(prefix_len), end, device=ids.device)
         return self._cached_logits(bf.cached(ids, self._cache_mask(attention_mask), cache, rows), prefix_len)
+
+    def forward_all(self, ids, attention_mask):
+        bf, L = self._block_forward(), ids.shape[1]
+        return bf.prefix(self.forward, ids, attention_mask, self._cache_mask(attention_mask),
+                         torch.arange(L, device=ids.device))
+
+    def forward_through(self, ids, attention_mask, cache, rows):
+        src = (rows - self.cached_lookback).clamp(min=0)  # the row whose output predicts each row (Dream: the one before)
+        run = torch.unique(torch.cat([src, rows]))  # sorted
+        raw = self._block_forward().through(ids, self._cache_mask(attention_mask), cache, run)
+        return raw[:, torch.searchsorted(run, src)]
+
+    def cache_keys(self, cache, row):
+        return torch.stack([k[:, :, row].flatten(1) for k, _ in cache.kv])

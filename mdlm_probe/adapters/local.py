@@ -62,6 +62,15 @@ class LocalModel(MaskedDiffusionModel):
             return torch.arange(L, device=device)[None].expand(B, L)
         return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
+    @staticmethod
+    def _layer_masks(key_mask, rows: int) -> dict:
+        """The layers' masks for `rows` query rows over keys padded where key_mask (B, K) is 0, built here: the
+        model's own mask functions cost more than a small model's cached step. None: nothing to mask."""
+        m = None
+        if key_mask is not None and not bool(key_mask.all()):
+            m = key_mask.bool()[:, None, None, :].expand(-1, 1, rows, -1)  # (B, 1, rows, K)
+        return {"full_attention": m, "sliding_attention": m}  # supports_cache: every layer is full attention
+
     def forward_prefix(self, ids, attention_mask, prefix_len, suffix_start=None):
         from transformers import DynamicCache
 
@@ -92,7 +101,33 @@ class LocalModel(MaskedDiffusionModel):
         if am is not None and suffix_start is not None:  # the mask in the cache's key order: prefix, suffix, block
             am = torch.cat([am[:, :prefix_len], am[:, suffix_start:], am[:, prefix_len:suffix_start]], dim=-1)
         # A fresh cache object per call (filled with the stored keys) so the forward's appends never leak.
-        # The 2-D mask spans cache + new positions; bidirectional attention lets the new ones see all of it.
-        out = self.module(input_ids=ids[:, prefix_len:end], attention_mask=am, position_ids=pos,
-                          cache=DynamicCache(ddp_cache_data=cache), use_cache=True)
+        # The mask spans cache + new positions; bidirectional attention lets the new ones see all of it.
+        out = self.module(input_ids=ids[:, prefix_len:end], attention_mask=self._layer_masks(am, end - prefix_len),
+                          position_ids=pos, cache=DynamicCache(ddp_cache_data=cache), use_cache=True)
         return out.logits
+
+    def forward_all(self, ids, attention_mask):
+        return self.forward_prefix(ids, attention_mask, ids.shape[1])
+
+    def forward_through(self, ids, attention_mask, cache, rows):
+        from transformers import DynamicCache
+
+        self._check_cache()
+        B, L = ids.shape
+        others = torch.ones(L, dtype=torch.bool, device=ids.device)
+        others[rows] = False
+        others = others.nonzero().squeeze(1)  # the positions whose stored keys the rows attend to
+        pos = self._positions(attention_mask, B, L, ids.device)[:, rows]
+        am = attention_mask
+        if am is not None:  # in the key order of the call: stored positions, then the rows
+            am = torch.cat([am[:, others], am[:, rows]], dim=-1)
+        kv = [(k[..., others, :], v[..., others, :]) for k, v in cache]
+        out = self.module(input_ids=ids[:, rows], attention_mask=self._layer_masks(am, rows.numel()),
+                          position_ids=pos, cache=DynamicCache(ddp_cache_data=kv), use_cache=True)
+        n = others.numel()
+        for (k, v), layer in zip(cache, out.cache.layers):  # the rows' new keys/values replace the stored ones
+            k[..., rows, :], v[..., rows, :] = layer.keys[..., n:, :], layer.values[..., n:, :]
+        return out.logits
+
+    def cache_keys(self, cache, row):
+        return torch.stack([k[:, :, row].flatten(1) for k, _ in cache])

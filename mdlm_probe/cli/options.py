@@ -77,10 +77,8 @@ SAMPLER_OPTIONS: dict[str, tuple[Any, str]] = {
                                             "logits' KL, top-1 agreement and commits that would differ (hook_info.cache_drift; "
                                             "costs a full forward per measured step; the decode is unchanged)."),
     "drift_every": (Optional[int], "With --measure-cache-drift: measure every k-th step (default 1)."),
-    "cache_drift_threshold": (Optional[float], "--cache adaptive: a full forward once the block's predictions moved this "
-                                               "far (total variation) since the last one (0 = every step; 0.5)."),
-    "cache_window": (Optional[int], "--cache adaptive: blocks its cached steps run (a block start inside them needs no "
-                                    "full forward; 3)."),
+    "cache_drift_threshold": (Optional[float], "--cache adaptive: a full forward once the probe position's keys moved this "
+                                               "far (relative change) since the last one (0 = every step; 0.2)."),
     "compact": (Optional[bool], "Batch compaction: rows with no mask left up to the block's end leave the forward "
                                 "batch (--cache none; same tokens, fewer positions forwarded; docs/sampler.md)."),
     "seed": (Optional[int], "Random seed."),

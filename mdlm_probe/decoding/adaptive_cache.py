@@ -1,26 +1,26 @@
-"""An adaptive block KV cache (`--cache adaptive`): refresh when the running rows' outputs have drifted.
+"""An adaptive KV cache (`--cache adaptive`): a write-through cache of the whole canvas, refreshed when it drifts.
 
 Elastic-Cache (Nguyen-Tri, Ranjan, Shen, "Attention Is All You Need for KV Cache in Diffusion LLMs",
-arXiv 2510.14973) decides *when* to refresh a diffusion LLM's KV cache with a drift test (the attention of the
-most-attended token, compared between steps, against a threshold) instead of a fixed period, keeps the masks
-far beyond the positions being decoded cached, and decides *where* to refresh (from the layer where the drift
-starts). This policy takes the first two ideas within the adapter contract (`forward_prefix` /
-`forward_cached`, docs/adapters.md), which exposes neither attention weights nor hidden states per layer and
-rebuilds a cache whole:
+arXiv 2510.14973) decides *when* to refresh a diffusion LLM's KV cache with a drift test on the most-attended
+token instead of at fixed points, and *where* (from the layer where the drift starts). dKV-Cache (Ma et al.,
+arXiv 2505.15781) caches a token's keys/values once it is decoded, one step late. This policy combines the
+first and the second within the adapter contract (`forward_all` / `forward_through` / `cache_keys`,
+docs/adapters.md):
 
-- **window.** A full forward caches the positions before the current block and those after a window of
-  `cache_window` blocks from it; the cached steps run the window. The next block inside the window needs no
-  full forward (the dual cache pays one at every block start); leaving the window does.
-- **drift test.** After every forward the policy measures how far the current block's predictions moved since
-  the last full forward: the total-variation distance between the softmaxed logits (float32) of each of the
-  block's positions, averaged over the block and maxed over the batch's rows (one cache serves the batch).
-  The last layer's output is the one hidden state the contract returns, so it stands in for the
-  most-attended token's attention. When it reaches `cache_drift_threshold`, the next step's forward is a full
-  one (after a full forward the drift is 0, so a threshold of 0 refreshes at every step: exactly
-  `--cache-refresh 1`, tests/decoding/test_adaptive_cache.py).
-- **where.** Not available: the contract rebuilds every layer, so a refresh is a full forward.
+- **write-through.** A full forward keeps every position's keys/values. A cached step runs the current block,
+  and every position whose token changed since its keys/values were computed (the previous block's last
+  commits after a block start, a hook's edits), and writes the keys/values it computes back into the cache.
+  So a new block needs no full forward: the dual cache pays one at every block start.
+- **drift test.** Every cached step also re-runs one position the decode never changes, the probe (the last
+  position before the first block: the prompt's last token), and compares its keys with those of the last full
+  forward: the relative change ||k - k_ref|| / ||k_ref||, maxed over layers and the batch's rows (one cache
+  serves the batch). The probe's token is fixed, so its keys move only because the canvas around it did: the
+  stand-in for Elastic-Cache's most-attended token (the adapters expose no attention weights). When the drift
+  reaches `cache_drift_threshold`, the next step's forward is a full one. After a full forward the drift is 0,
+  so a threshold of 0 refreshes at every step: exactly `--cache-refresh 1` (tests/decoding/test_adaptive_cache.py).
+- **where.** Not available: a refresh recomputes every layer (the contract keeps no per-layer hidden states).
 
-An edit to a cached position (a hook) or `cache_refresh` also forces a full forward, as in the block caches.
+`cache_refresh` N > 0 also forces a full forward every N forwards, as in the block caches.
 """
 
 from __future__ import annotations
@@ -36,29 +36,26 @@ from .forward import FORWARDS, BlockCached
 
 
 @dataclass
-class _Window:
-    cache: Any  # the adapter's keys/values
-    start: int  # the window's first position (the block start at the full forward)
-    stop: int  # one past its last: positions from here on are cached (L: none are)
-    tokens: torch.Tensor  # (B', n) the cached positions' tokens when built
+class _Canvas:
+    cache: Any  # the adapter's keys/values of every position
+    seen: torch.Tensor  # (B', L) the tokens those keys/values were computed from
     logits: torch.Tensor  # (B', L, V) the full forward's logits, filler for rows a cached step skips
-    ref: torch.Tensor  # (B', stop - start, V) float32 probabilities of the window rows at the full forward
+    ref: torch.Tensor | None  # (layers, B', D) the probe's keys at the full forward (None: no probe)
     age: int
-    drift: float = 0.0  # the last forward's drift from `ref`
+    drift: float = 0.0  # the probe's key drift at the last forward
 
 
-def block_drift(probs: torch.Tensor, ref: torch.Tensor) -> float:
-    """Total variation between probs and ref (B, T, V), mean over T, max over B."""
-    return float((probs - ref).abs().sum(-1).mul(0.5).mean(-1).max())
+def key_drift(keys: torch.Tensor, ref: torch.Tensor) -> float:
+    """Relative change of keys (layers, B, D) from ref, maxed over layers and rows."""
+    return float(((keys - ref).norm(dim=-1) / ref.norm(dim=-1).clamp_min(1e-12)).max())
 
 
 @FORWARDS.register("adaptive")
 class AdaptiveCache(BlockCached):
-    keeps_suffix = True
-
     def __init__(self, model, cfg, attention_mask):
         super().__init__(model, cfg, attention_mask)
-        self.threshold, self.span = cfg.cache_drift_threshold, cfg.cache_window * cfg.block_length
+        self.threshold = cfg.cache_drift_threshold
+        self.probe: int | None = None  # set at the first call: the position before the first block
         self.full_forwards = 0  # for the benchmark: how often the cache was rebuilt
 
     @classmethod
@@ -66,33 +63,30 @@ class AdaptiveCache(BlockCached):
         super().check(cfg)
         if not cfg.cache_drift_threshold >= 0:
             raise BadInput(f"cache-drift-threshold {cfg.cache_drift_threshold} must be >= 0 (0 = refresh every step)")
-        if cfg.cache_window < 1:
-            raise BadInput(f"cache-window {cfg.cache_window} must be >= 1 block")
 
-    def _cached(self, x: torch.Tensor, w: _Window) -> torch.Tensor:
-        return torch.cat([x[:, :w.start], x[:, w.stop:]], 1)
-
-    def _due(self, w: _Window | None, x: torch.Tensor, start: int, end: int) -> bool:
-        return (w is None or not (w.start <= start and end <= w.stop) or w.drift >= self.threshold
-                or (self.refresh > 0 and w.age >= self.refresh) or not torch.equal(w.tokens, self._cached(x, w)))
+    def _due(self, s: _Canvas | None) -> bool:
+        return s is None or s.drift >= self.threshold or (self.refresh > 0 and s.age >= self.refresh)
 
     def __call__(self, x, start, end):
-        am, L, w = self.attention_mask, x.shape[1], self.stored
-        if self._due(w, x, start, end):
-            stop = min(L, start + max(self.span, end - start))
-            cut = self.cut(start)
-            logits, cache = self.model.forward_prefix(x, am, cut, stop if stop < L else None)
-            ref = torch.softmax(logits[:, start:stop].float(), -1)
-            self.stored = w = _Window(cache=cache, start=start, stop=stop, tokens=None, logits=logits, ref=ref, age=1)
-            w.tokens = self._cached(x, w).clone()
+        s = self.stored
+        if self.probe is None:
+            self.probe = start - 1 if start > 0 else -1
+        if self._due(s):
+            logits, cache = self.model.forward_all(x, self.attention_mask)
+            ref = self.model.cache_keys(cache, self.probe).clone() if self.probe >= 0 else None
+            self.stored = _Canvas(cache=cache, seen=x.clone(), logits=logits, ref=ref, age=1)
             self.full_forwards += 1
             return logits, x.numel()
-        cut = self.cut(w.start)
-        part = self.model.forward_cached(x, am, w.cache, cut, w.stop if w.stop < L else None)  # (B', stop-cut, V)
-        logits = w.logits  # filled in place, as the block caches do: rows not run are never chosen
-        logits[:, cut:cut + part.shape[1]] = part
-        w.age += 1
-        probs = torch.softmax(logits[:, start:end].float(), -1)  # (B', T, V) the current block's rows
-        w.drift = block_drift(probs, w.ref[:, start - w.start:end - w.start])
-        rows = part.shape[1] + min(getattr(self.model, "cached_lookback", 0), cut)
-        return logits, part.shape[0] * rows
+        changed = (x != s.seen).any(0).nonzero().squeeze(1)  # positions whose keys/values are stale
+        probe = x.new_tensor([self.probe] if self.probe >= 0 else [])
+        rows = torch.unique(torch.cat([probe, changed, torch.arange(start, end, device=x.device)]))
+        part = self.model.forward_through(x, self.attention_mask, s.cache, rows)  # (B', T, V)
+        s.seen[:, rows] = x[:, rows]
+        logits = s.logits  # filled in place, as the block caches do: rows not run are never chosen
+        logits[:, rows] = part
+        s.age += 1
+        if s.ref is not None:
+            s.drift = key_drift(self.model.cache_keys(s.cache, self.probe), s.ref)
+        lookback = getattr(self.model, "cached_lookback", 0)  # Dream also runs the row before each
+        ran = torch.unique(torch.cat([rows, (rows - lookback).clamp(min=0)])).numel()
+        return logits, part.shape[0] * ran

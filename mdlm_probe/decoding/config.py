@@ -44,8 +44,7 @@ class SamplerConfig:
     measure_cache_drift: bool = False  # drift.py: also run the exact forward and compare (costs a forward per step)
     drift_every: int = 1  # ... at every k-th step
     compact: bool = False  # compaction.py: rows with no mask up to the block's end leave the forward batch
-    cache_drift_threshold: float = 0.5  # adaptive_cache.py: full forward once the block's outputs drifted this far
-    cache_window: int = 3  # ... blocks run by its cached steps (a block start inside the window needs no refresh)
+    cache_drift_threshold: float = 0.2  # adaptive_cache.py: full forward once the probe's keys drifted this far
 
     # Settings added after runs were first recorded, at the value every earlier run used: `to_dict` leaves
     # them out at that value, so earlier run directories stay resumable and comparable (absent = this).
@@ -55,7 +54,7 @@ class SamplerConfig:
                                              "repair_budget": 4, "repair_window": 1, "repair_scope": "block",
                                              "repair_every": 16, "repair_stride": 3,
                                              "measure_cache_drift": False, "drift_every": 1,
-                                             "compact": False, "cache_drift_threshold": 0.5, "cache_window": 3}
+                                             "compact": False, "cache_drift_threshold": 0.2}
 
     def validate(self) -> "SamplerConfig":
         """The block layout here; every other setting by the stage that reads it (`Stage.check`)."""

@@ -12,8 +12,9 @@ A policy is built once per decode, `Policy(model, cfg, attention_mask)`, and cal
             Fast-dLLM's Dream block decoder's caches (fastdllm_dream.py): as prefix/dual, but the row before
             the block keeps the block-start keys/values too (Dream's adapter otherwise re-runs it every step)
     adaptive
-            (adaptive_cache.py) a window of blocks runs over cached keys; a full forward when the block's
-            predictions drift past `cache_drift_threshold` or the block leaves the window (after Elastic-Cache)
+            (adaptive_cache.py) a write-through cache of the whole canvas: cached steps run the block and the
+            positions whose tokens changed and store their keys; a full forward when a probe position's keys
+            drift past `cache_drift_threshold` (after Elastic-Cache and dKV-Cache)
 
 Classifier-free guidance wraps any policy (`Guided`): the conditional and unconditional copies go through it
 as one batch of 2B rows, so a cache holds both copies' keys. Add a policy with `@FORWARDS.register("name")`

@@ -45,53 +45,56 @@ def headline_rows(accuracy: dict[str, Any] | None) -> list[dict[str, str]]:
             for _, r in frame.iterrows()]
 
 
-def _paired(frame: pd.DataFrame | None) -> tuple[list[str], int]:
-    """Eval arms on shared ids: the clear differences as sentences, and how many were not clear."""
+_SKIP = object()  # a row that is no finding either way (a baseline)
+
+
+def _tally(frame: pd.DataFrame | None, finding) -> tuple[list[str], int]:
+    """Each row through `finding(row)`: a sentence (a clear finding), None (not clear: counted) or _SKIP."""
     if frame is None or frame.empty:
         return [], 0
     found, unclear = [], 0
     for _, r in frame.iterrows():
-        if _clear(r["ci_low"], r["ci_high"]):
-            found.append(f"{r['b']} - {r['a']} on {r['benchmark']}: {_num(r['b - a'], True)} "
-                         f"{_ci(r['ci_low'], r['ci_high'], True)} accuracy (paired, n={int(r['n shared'])}, "
-                         f"McNemar p={float(r['mcnemar p']):.3g})")
-        else:
+        said = finding(r)
+        if said is None:
             unclear += 1
+        elif said is not _SKIP:
+            found.append(said)
     return found, unclear
+
+
+def _paired(frame: pd.DataFrame | None) -> tuple[list[str], int]:
+    """Eval arms on shared ids: the clear differences as sentences, and how many were not clear."""
+    def finding(r):
+        if not _clear(r["ci_low"], r["ci_high"]):
+            return None
+        return (f"{r['b']} - {r['a']} on {r['benchmark']}: {_num(r['b - a'], True)} "
+                f"{_ci(r['ci_low'], r['ci_high'], True)} accuracy (paired, n={int(r['n shared'])}, "
+                f"McNemar p={float(r['mcnemar p']):.3g})")
+    return _tally(frame, finding)
 
 
 def _compare(compare: dict[str, Any] | None) -> tuple[list[str], int]:
-    frame = (compare or {}).get("frames", {}).get("compare")
-    if frame is None or frame.empty:
-        return [], 0
-    found, unclear = [], 0
-    for _, r in frame.iterrows():
+    def finding(r):
         lo, hi = r.get("ci_low", r.get("ci_lo")), r.get("ci_high", r.get("ci_hi"))  # compare.json of any age
-        if _clear(lo, hi):
-            found.append(f"{r['b']} - {r['a']} ({r['compare']}), {r['metric']}: {_num(r['diff'], True)} "
-                         f"{_ci(lo, hi, True)} (paired, n={int(r['n'])})")
-        else:
-            unclear += 1
-    return found, unclear
+        if not _clear(lo, hi):
+            return None
+        return (f"{r['b']} - {r['a']} ({r['compare']}), {r['metric']}: {_num(r['diff'], True)} "
+                f"{_ci(lo, hi, True)} (paired, n={int(r['n'])})")
+    return _tally((compare or {}).get("frames", {}).get("compare"), finding)
 
 
 def _invariance(invariance: dict[str, Any] | None) -> tuple[list[str], int]:
-    frame = (invariance or {}).get("frames", {}).get("invariance")
-    if frame is None or frame.empty:
-        return [], 0
-    found, unclear = [], 0
-    for _, r in frame.iterrows():
+    def finding(r):
         if r.get("diff vs base") is None or pd.isna(r.get("diff vs base")):
-            continue  # the baseline
+            return _SKIP  # the baseline
         same = str(r.get("identical outputs") or "")
         ci = str(r.get("diff 95% CI") or "")
         lo, hi = (ci.strip("[]").split(", ") + ["", ""])[:2]
-        if _clear(lo, hi) or not same.startswith(f"{int(r['n'])}/"):
-            found.append(f"{r['study']}: {r['variant']} changes outputs ({same} identical), accuracy "
-                         f"{_num(r['diff vs base'], True)} {ci} against the baseline")
-        else:
-            unclear += 1
-    return found, unclear
+        if not _clear(lo, hi) and same.startswith(f"{int(r['n'])}/"):
+            return None
+        return (f"{r['study']}: {r['variant']} changes outputs ({same} identical), accuracy "
+                f"{_num(r['diff vs base'], True)} {ci} against the baseline")
+    return _tally((invariance or {}).get("frames", {}).get("invariance"), finding)
 
 
 def _shift(shift: dict[str, Any] | None) -> tuple[list[str], int]:

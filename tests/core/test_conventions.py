@@ -164,7 +164,7 @@ def test_sampler_options_are_sampler_config_fields():
 
     expected = ["gen_length", "steps", "block_length", "temperature", "cfg_scale", "remasking", "schedule", "top_k",
                 "top_p", "alg_temp", "eps", "threshold", "confidence_dtype", "cache", "cache_refresh",
-                "measure_cache_drift", "drift_every", "cache_drift_threshold", "cache_window", "compact", "seed",
+                "measure_cache_drift", "drift_every", "cache_drift_threshold", "compact", "seed",
                 "batch_size", "collapse", "repair", "repair_threshold", "repair_budget", "repair_window", "repair_scope",
                 "repair_every", "repair_stride"]
     assert list(SAMPLER_OPTIONS) == expected
