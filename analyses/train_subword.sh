@@ -68,11 +68,13 @@ if [ "${FT:-0}" = 1 ]; then
 fi
 
 # 3. ship (SHIP=1): the three full fine-tunes into mdlm_probe/checkpoints/subword-{ce-ft,ctc,ctc-surface} (digits
-#    split; about 3.7 MB each in float32), the sidecar renamed and its held-out accuracy taken from the
-#    findings' eval run (analyses/subword_findings.sh: OUT/split/findings-full/eval/synthetic-split-NAME)
+#    split; about 3.7 MB each in float32) or subword-g3-... (DIGITS=group3; about 4.9 MB each), the sidecar
+#    renamed and its held-out accuracy taken from the findings' eval run (analyses/subword_findings.sh:
+#    OUT/DIGITS/findings-full/eval/synthetic-DIGITS-NAME)
 if [ "${SHIP:-0}" = 1 ]; then
+  PREFIX=$([ "$DIGITS" = split ] && echo subword || echo subword-g3)
   for n in ce-ft ctc ctc-surface; do
-    python - "$OUT/$DIGITS/$DIGITS-$n" "mdlm_probe/checkpoints/subword-$n" \
+    python - "$OUT/$DIGITS/$DIGITS-$n" "mdlm_probe/checkpoints/$PREFIX-$n" \
       "$OUT/$DIGITS/findings-full/eval/synthetic-$DIGITS-$n/summary.json" <<'PY'
 import json, shutil, sys
 from pathlib import Path

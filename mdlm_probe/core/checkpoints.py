@@ -27,6 +27,21 @@ SIDECAR_KEYS = (
 OBJECTIVES = ("ce", "ctc+ce")
 
 
+def folder_tokenizer(folder: str | Path, **kw):
+    """The tokenizer of a checkpoint folder (or Hub name), read without remote code: a tokenizer needs none, and
+    left unset transformers asks on the terminal for a folder whose config has an `auto_map`. Its warning that
+    the config names a model type the tokenizer does not use is silenced."""
+    from transformers import AutoTokenizer  # heavy: only when a tokenizer is wanted
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, **kw)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def shipped_names() -> list[str]:
     if not SHIPPED_DIR.is_dir():
         return []

@@ -11,7 +11,7 @@ import difflib
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from mdlm_probe.core.checkpoints import read_sidecar, resolve
+from mdlm_probe.core.checkpoints import folder_tokenizer, read_sidecar, resolve
 
 # kind -> glyph for the special tokens (docs/conventions.md, "Glyphs"); LEGEND explains every glyph drawn.
 GLYPHS = {"mask": "░", "slack": "·", "eos": "⊣", "pad": "∅"}
@@ -72,10 +72,7 @@ class TokenText:
             try:
                 path = resolve(ckpt)
                 if isinstance(path, Path):
-                    # transformers is slow to import: loaded only when a report shows tokens.
-                    from transformers import AutoTokenizer
-
-                    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+                    tok = folder_tokenizer(path, local_files_only=True)
                     side = read_sidecar(path) or {}
             except Exception:  # noqa: BLE001 - a missing tokenizer only costs the token glyphs
                 tok = None

@@ -20,10 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from transformers import AutoTokenizer
-from transformers.utils import logging as hf_logging
-
-from mdlm_probe.core.checkpoints import resolve
+from mdlm_probe.core.checkpoints import folder_tokenizer, resolve
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.core.hub import go_offline, hub_reachable
 from mdlm_probe.core.records import iter_jsonl
@@ -143,14 +140,10 @@ def load_tokenizer(name: str):
     folder = path if path is not None else name
     if path is None and not Path(name).exists() and not hub_reachable():
         go_offline()  # a Hub name while offline: fail at once instead of sitting through the client's retries
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # a checkpoint's config.json names a model type the tokenizer does not need
     try:
-        return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+        return folder_tokenizer(folder)
     except (OSError, ValueError) as e:
         raise BadInput(f"no tokenizer in {name!r}: {str(e).splitlines()[0]}") from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
 
 
 def reference_texts(benchmark: str | None, data_file: str | None = None, data_dir: str | None = None,

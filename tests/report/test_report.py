@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from mdlm_probe.core.checkpoints import SHIPPED_DIR, folder_tokenizer
 from mdlm_probe.core.exceptions import BadInput
 from mdlm_probe.core.records import RecordWriter, read_records
 from mdlm_probe.report.render import diff_segments
@@ -436,3 +437,21 @@ def test_frontier_markers_that_coincide_sit_side_by_side():
     off = overlap_offsets(pts)
     assert off[0] == off[2] == (0.0, 0) and off[1][0] < 0 < off[3][0] and {off[1][1], off[3][1]} == {0, 1}
     assert overlap_offsets([(1.0, 0.5)]) == [(0.0, 0)]
+
+
+def test_tokenizers_of_remote_code_checkpoints_load_without_asking(capfd):
+    """A checkpoint folder with an `auto_map` (its own modeling file): the report's glyphs and the dynamics'
+    alignment read its tokenizer without remote code, so transformers never asks "Do you wish to run the custom
+    code?" on the terminal (it did, once per checkpoint, in every report of the subword checkpoints)."""
+    from mdlm_probe.report.render import TokenText
+    from mdlm_probe.runs.dynamics.align import _load
+
+    with_remote_code = SHIPPED_DIR / "subword-ctc"
+    assert "auto_map" in json.loads((with_remote_code / "config.json").read_text())
+    tok = folder_tokenizer(with_remote_code)
+    ids = tok.encode("Ann has 12 pens.", add_special_tokens=False)
+    glyphs = TokenText()(str(with_remote_code), ids)
+    assert "".join(g for g, _ in glyphs).replace("\u2009", " ").strip().startswith("Ann")
+    assert _load(str(with_remote_code)) is not None
+    out, err = capfd.readouterr()
+    assert "custom code" not in out + err

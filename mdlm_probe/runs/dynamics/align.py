@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from mdlm_probe.core.checkpoints import read_sidecar, resolve
+from mdlm_probe.core.checkpoints import folder_tokenizer, read_sidecar, resolve
 
 
 @dataclass
@@ -47,10 +47,9 @@ def load_vocab(config: dict[str, Any]) -> Vocab | None:
 
 
 def _load(where: str) -> Vocab | None:
-    from transformers import AutoTokenizer  # heavy: only when a run is analysed
     try:
         path = resolve(where)
-        tok = AutoTokenizer.from_pretrained(str(path))
+        tok = folder_tokenizer(path)
     except Exception as e:  # a Hub id offline, a missing folder: order statistics still work
         warnings.warn(f"no tokenizer for {where} ({type(e).__name__}): digits and artifacts are not aligned",
                       stacklevel=2)
