@@ -4,7 +4,7 @@
     loop        diffuse: forward -> edit logits -> propose -> score -> select -> commit -> hooks
     stages      which stage of each kind a config asks for; the pipeline
     forward     forward policies: exact, prefix and dual block KV caches; guidance
-    adaptive_cache  the adaptive (drift-triggered, windowed) KV cache; compaction: finished rows leave the batch
+    adaptive_cache  the adaptive (write-through, drift-triggered) KV cache; compaction: finished rows leave the batch
     processors  logit edits; proposers, scorers, selectors, schedules: the other stages
     repair      decode-time repairs of committed tokens (off by default)
     state       StepState, what the loop advances and hooks see; forks: TakeForks
