@@ -161,12 +161,18 @@ class BlockForward:
                                                             _heads(v[:, keep], self.n_kv))))
         return logits, BlockCache(kv=kv, rows=keep, canvas=cv, mask_ref=cache_mask)
 
+    def _canvas_of(self, cache: BlockCache, ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                   dtype: torch.dtype) -> dict:
+        """The canvas tables the cache was built with while the caller's mask is the same object (one mask per
+        decode: reused), else built for this call."""
+        same = cache.canvas is not None and cache.mask_ref is attention_mask and cache.canvas["L"] == ids.shape[1]
+        return cache.canvas if same else self.canvas(ids, attention_mask, dtype)
+
     def cached(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, cache: BlockCache,
                rows: torch.Tensor) -> torch.Tensor:
         """Logits (B, T, V) of canvas positions `rows` (T of them), attending to the cache's keys then their own."""
         x = self.embed(ids[:, rows])  # (B, T, d)
-        same = cache.canvas is not None and cache.mask_ref is attention_mask and cache.canvas["L"] == ids.shape[1]
-        cv = cache.canvas if same else self.canvas(ids, attention_mask, x.dtype)  # one mask per decode: reused
+        cv = self._canvas_of(cache, ids, attention_mask, x.dtype)
         key_rows = torch.cat([cache.rows, rows])
         mask = self.mask(rows, key_rows, cv)
         n = cache.rows.numel()
@@ -186,8 +192,7 @@ class BlockForward:
         """Raw logits (B, T, V) of canvas positions `rows` over a whole-canvas cache (`rows` arange(L)), whose
         keys/values at those positions each layer replaces in place with the ones it computes."""
         x = self.embed(ids[:, rows])  # (B, T, d)
-        same = cache.canvas is not None and cache.mask_ref is attention_mask and cache.canvas["L"] == ids.shape[1]
-        cv = cache.canvas if same else self.canvas(ids, attention_mask, x.dtype)
+        cv = self._canvas_of(cache, ids, attention_mask, x.dtype)
         mask = self.mask(rows, cache.rows, cv)
         for layer, (k_all, v_all) in zip(self.layers, cache.kv):
             def attend(q, k, v, k_all=k_all, v_all=v_all):
